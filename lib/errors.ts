@@ -11,7 +11,7 @@ export class KociError extends Error {
   override name = 'KociError';
   code = 'EKOCI';
   static is(e: unknown): e is KociError {
-    return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('EKOCI');
+    return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && (e as unknown as { code: string }).code.startsWith('EKOCI');
   }
 }
 
@@ -106,7 +106,7 @@ export class SetupError extends KociError {
 export class CreateError extends KociError {
   override name = 'CreateError';
   override code = 'EKOCI_CREATE';
-  constructor(readonly cause: Error, readonly cleanup: Error[]) {
+  constructor(override readonly cause: Error, readonly cleanup: Error[]) {
     super(cause.message + (cleanup.length ? `; cleanup also failed: ${cleanup.map((e) => e.message).join('; ')}` : ''));
   }
 }

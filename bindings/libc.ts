@@ -1,0 +1,339 @@
+/**
+ * libc through koffi: the only place koci talks to the kernel directly.
+ * Each export calls one libc function (or syscall(2) for calls glibc has no
+ * wrapper for) and throws SyscallError with errno and path on failure.
+ *
+ * Declarations are bound lazily on first use, so a CLI verb that needs three
+ * calls does not pay for declaring sixty.
+ */
+import * as koffi from 'koffi';
+import { readFileSync } from 'node:fs';
+import { SyscallError } from './errors';
+import * as C from './constants';
+
+type Fn = ReturnType<koffi.LibraryHandle['func']>;
+let lib: koffi.LibraryHandle | undefined;
+const fns = new Map<string, Fn>();
+
+/** bind a libc prototype once */
+function fn(proto: string): Fn {
+  let f = fns.get(proto);
+  if (!f) {
+    lib ??= koffi.load('libc.so.6');
+    f = lib.func(proto);
+    fns.set(proto, f);
+  }
+  return f;
+}
+
+function fail(syscall: string, path?: string): never {
+  throw new SyscallError(syscall, koffi.errno(), path);
+}
+
+/** -1 (or any negative) means failure, errno is read immediately */
+function check(ret: number | bigint, syscall: string, path?: string): number {
+  if (ret < 0) fail(syscall, path);
+  return Number(ret);
+}
+
+let rlimitType: koffi.TypeObject | undefined;
+let openHowType: koffi.TypeObject | undefined;
+
+// ---- processes ---------------------------------------------------------
+
+let forkRanges: Array<[bigint, bigint]> | undefined;
+/**
+ * Ranges of the address space that madvise(MADV_DOFORK) can cover: the whole
+ * user space minus the special mappings ([vvar], [vdso]) on which madvise
+ * fails with EINVAL and stops its walk. They never move, so read them once.
+ */
+function doForkRanges(): Array<[bigint, bigint]> {
+  if (forkRanges) return forkRanges;
+  const special: Array<[bigint, bigint]> = [];
+  for (const line of readFileSync('/proc/self/maps', 'latin1').split('\n')) {
+    if (!/\[(vvar|vvar_vclock|vdso|vsyscall)\]$/.test(line)) continue;
+    const [a, b] = line.slice(0, line.indexOf(' ')).split('-').map((x) => BigInt('0x' + x));
+    special.push([a, b]);
+  }
+  special.sort((x, y) => (x[0] < y[0] ? -1 : 1));
+  const ranges: Array<[bigint, bigint]> = [];
+  let start = 0x1000n;
+  for (const [a, b] of special) {
+    if (a >= C.arch.USER_ADDR_END) break;
+    if (a > start) ranges.push([start, a]);
+    start = b;
+  }
+  if (C.arch.USER_ADDR_END > start) ranges.push([start, C.arch.USER_ADDR_END]);
+  forkRanges = ranges;
+  return ranges;
+}
+
+/**
+ * fork() a Node process. V8 marks its heap MADV_DONTFORK, so first undo that
+ * over the whole address space, or the child returns into unmapped JS code.
+ * The child may run only synchronous code and must end in execve or _exit.
+ * Uses glibc's fork (it resets malloc's locks in the child).
+ */
+export function fork(): number {
+  const madvise = fn('int madvise(uintptr_t addr, size_t len, int advice)');
+  for (const [a, b] of doForkRanges()) madvise(a, b - a, C.MADV_DOFORK); // errors expected for holes
+  return check(fn('int fork()')(), 'fork');
+}
+
+export function _exit(status: number): never {
+  fn('void _exit(int)')(status);
+  throw new Error('unreachable');
+}
+
+export function execve(path: string, argv: string[], envp: string[]): never {
+  fn('int execve(const char *path, const char **argv, const char **envp)')(path, [...argv, null], [...envp, null]);
+  fail('execve', path);
+}
+
+export interface WaitResult {
+  pid: number;
+  /** exit code, when the process exited */
+  exitCode: number | null;
+  /** signal number, when the process was killed by one */
+  signal: number | null;
+}
+
+function decodeStatus(pid: number, st: number): WaitResult {
+  const sig = st & 0x7f;
+  if (sig === 0) return { pid, exitCode: (st >> 8) & 0xff, signal: null };
+  return { pid, exitCode: null, signal: sig };
+}
+
+/** waitpid; with WNOHANG returns null while the child runs. Retries EINTR. */
+export function waitpid(pid: number, options = 0): WaitResult | null {
+  const f = fn('int waitpid(int pid, _Out_ int *status, int options)');
+  const st = [0];
+  for (;;) {
+    const r = f(pid, st, options) as number;
+    if (r === 0) return null;
+    if (r > 0) return decodeStatus(r, st[0]);
+    const e = koffi.errno();
+    if (e !== 4 /* EINTR */) throw new SyscallError('waitpid', e, String(pid));
+  }
+}
+
+/** waitpid on the libuv thread pool, so the event loop (and signal handlers) keep running */
+export function waitpidAsync(pid: number): Promise<WaitResult> {
+  const f = fn('int waitpid(int pid, _Out_ int *status, int options)');
+  return new Promise((resolve, reject) => {
+    const st = [0];
+    const again = () =>
+      f.async(pid, st, 0, (err: unknown, r: number) => {
+        if (err) return reject(err);
+        if (r > 0) return resolve(decodeStatus(r, st[0]));
+        const e = koffi.errno();
+        if (e === 4) return again();
+        reject(new SyscallError('waitpid', e, String(pid)));
+      });
+    again();
+  });
+}
+
+export function kill(pid: number, sig: number): void {
+  check(fn('int kill(int, int)')(pid, sig), 'kill', String(pid));
+}
+
+export function getpid(): number {
+  return fn('int getpid()')();
+}
+
+export function setsid(): number {
+  return check(fn('int setsid()')(), 'setsid');
+}
+
+export function prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+  return check(
+    fn('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)')(option, arg2, arg3, arg4, arg5),
+    'prctl',
+  );
+}
+
+export function pidfdOpen(pid: number): number {
+  return check(fn('long syscall(long number, ...)')(C.arch.SYS_pidfd_open, 'int', pid, 'uint', 0), 'pidfd_open', String(pid));
+}
+
+export function pidfdSendSignal(pidfd: number, sig: number): void {
+  check(
+    fn('long syscall(long number, ...)')(C.arch.SYS_pidfd_send_signal, 'int', pidfd, 'int', sig, 'void *', null, 'uint', 0),
+    'pidfd_send_signal',
+  );
+}
+
+/** reset every signal disposition to default and unblock all (ignored signals survive execve) */
+export function resetSignals(): void {
+  const signal = fn('intptr_t signal(int sig, intptr_t handler)');
+  for (let s = 1; s < 65; s++) if (s !== 9 && s !== 19 && s !== 32 && s !== 33) signal(s, 0);
+  const sigprocmask = fn('int sigprocmask(int how, const uint8_t *set, uint8_t *old)');
+  check(sigprocmask(C.SIG_SETMASK, Buffer.alloc(128), null), 'sigprocmask');
+}
+
+// ---- namespaces --------------------------------------------------------
+
+export function unshare(flags: number): void {
+  check(fn('int unshare(int)')(flags), 'unshare');
+}
+
+export function setns(fd: number, nstype: number, path?: string): void {
+  check(fn('int setns(int, int)')(fd, nstype), 'setns', path);
+}
+
+export function sethostname(name: string): void {
+  const b = Buffer.from(name);
+  check(fn('int sethostname(const uint8_t *name, size_t len)')(b, b.length), 'sethostname', name);
+}
+
+export function setdomainname(name: string): void {
+  const b = Buffer.from(name);
+  check(fn('int setdomainname(const uint8_t *name, size_t len)')(b, b.length), 'setdomainname', name);
+}
+
+// ---- credentials -------------------------------------------------------
+
+export function setresuid(r: number, e: number, s: number): void {
+  check(fn('int setresuid(uint32_t, uint32_t, uint32_t)')(r, e, s), 'setresuid', String(e));
+}
+
+export function setresgid(r: number, e: number, s: number): void {
+  check(fn('int setresgid(uint32_t, uint32_t, uint32_t)')(r, e, s), 'setresgid', String(e));
+}
+
+export function setgroups(gids: number[]): void {
+  check(fn('int setgroups(size_t size, const uint32_t *list)')(gids.length, gids.length ? Uint32Array.from(gids) : null), 'setgroups');
+}
+
+export function umask(mask: number): number {
+  return fn('uint32_t umask(uint32_t)')(mask);
+}
+
+/** set a resource limit of the calling process; values are bigint so RLIM_INFINITY fits */
+export function setrlimit(resource: number, soft: bigint, hard: bigint, name?: string): void {
+  rlimitType ??= koffi.struct('koci_rlimit', { cur: 'uint64', max: 'uint64' });
+  const f = fn('int prlimit(int pid, int resource, const koci_rlimit *nw, _Out_ koci_rlimit *old)');
+  check(f(0, resource, { cur: soft, max: hard }, null), 'prlimit', name);
+}
+
+// ---- mounts ------------------------------------------------------------
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+  check(
+    fn('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)')(source, target, fstype, flags, data),
+    'mount',
+    target,
+  );
+}
+
+export function umount2(target: string, flags: number): void {
+  check(fn('int umount2(const char *target, int flags)')(target, flags), 'umount2', target);
+}
+
+export function pivotRoot(newRoot: string, putOld: string): void {
+  check(fn('long syscall(long number, ...)')(C.arch.SYS_pivot_root, 'str', newRoot, 'str', putOld), 'pivot_root', newRoot);
+}
+
+export function chroot(path: string): void {
+  check(fn('int chroot(const char *)')(path), 'chroot', path);
+}
+
+export function chdir(path: string): void {
+  check(fn('int chdir(const char *)')(path), 'chdir', path);
+}
+
+export function fchdir(fd: number): void {
+  check(fn('int fchdir(int)')(fd), 'fchdir');
+}
+
+/** statvfs f_flag (ST_* bits): the flags a bind remount must keep */
+export function statvfsFlags(path: string): number {
+  // struct statvfs on 64-bit Linux: f_flag is the 10th unsigned long (offset 72)
+  const buf = Buffer.alloc(112);
+  check(fn('int statvfs(const char *path, _Out_ uint8_t *buf)')(path, buf), 'statvfs', path);
+  return Number(buf.readBigUInt64LE(72));
+}
+
+// ---- files -------------------------------------------------------------
+
+export function open(path: string, flags: number, mode = 0): number {
+  return check(fn('int open(const char *path, int flags, uint32_t mode)')(path, flags, mode), 'open', path);
+}
+
+export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
+  return check(fn('int openat(int dirfd, const char *path, int flags, uint32_t mode)')(dirfd, path, flags, mode), 'openat', path);
+}
+
+/** openat2(2) with resolve flags (RESOLVE_IN_ROOT etc.) */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  openHowType ??= koffi.struct('koci_open_how', { flags: 'uint64', mode: 'uint64', resolve: 'uint64' });
+  const how = { flags: BigInt(flags), mode: BigInt(mode), resolve: BigInt(resolve) };
+  return check(
+    fn('long syscall(long number, ...)')(C.arch.SYS_openat2, 'int', dirfd, 'str', path, 'koci_open_how *', how, 'size_t', 24),
+    'openat2',
+    path,
+  );
+}
+
+export function close(fd: number): void {
+  check(fn('int close(int)')(fd), 'close');
+}
+
+/** mark (CLOSE_RANGE_CLOEXEC) or close every fd in [first, last] */
+export function closeRange(first: number, last: number, flags: number): void {
+  check(fn('int close_range(uint32_t first, uint32_t last, int flags)')(first, last, flags), 'close_range');
+}
+
+export function dup2(oldfd: number, newfd: number): void {
+  check(fn('int dup2(int, int)')(oldfd, newfd), 'dup2');
+}
+
+export function dup3(oldfd: number, newfd: number, flags: number): void {
+  check(fn('int dup3(int, int, int)')(oldfd, newfd, flags), 'dup3');
+}
+
+export function fcntl(fd: number, cmd: number, arg = 0): number {
+  return check(fn('int fcntl(int fd, int cmd, int arg)')(fd, cmd, arg), 'fcntl');
+}
+
+export function ioctl(fd: number, req: number, arg: number | Buffer | null): number {
+  if (typeof arg === 'number') return check(fn('int ioctl(int fd, unsigned long req, intptr_t arg)')(fd, req, arg), 'ioctl');
+  return check(fn('int ioctl(int fd, unsigned long req, uint8_t *arg)')(fd, req, arg), 'ioctl');
+}
+
+export function pipe2(flags: number): [number, number] {
+  const fds = new Int32Array(2);
+  check(fn('int pipe2(_Out_ int *fds, int flags)')(fds, flags), 'pipe2');
+  return [fds[0], fds[1]];
+}
+
+export function socketpair(domain: number, type: number, protocol = 0): [number, number] {
+  const sv = new Int32Array(2);
+  check(fn('int socketpair(int, int, int, _Out_ int *sv)')(domain, type, protocol, sv), 'socketpair');
+  return [sv[0], sv[1]];
+}
+
+export function mkfifo(path: string, mode: number): void {
+  check(fn('int mkfifo(const char *path, uint32_t mode)')(path, mode), 'mkfifo', path);
+}
+
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  // glibc makedev(): the kernel's 64-bit dev_t encoding
+  const dev =
+    ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) |
+    ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
+  check(fn('int mknod(const char *path, uint32_t mode, uint64_t dev)')(path, mode, dev), 'mknod', path);
+}
+
+export function flock(fd: number, op: number, path?: string): void {
+  check(fn('int flock(int, int)')(fd, op), 'flock', path);
+}
+
+export function access(path: string, mode: number): boolean {
+  return fn('int access(const char *path, int mode)')(path, mode) === 0;
+}
+
+export function write(fd: number, data: Buffer): number {
+  return check(fn('long write(int fd, const uint8_t *buf, size_t n)')(fd, data, data.length), 'write');
+}

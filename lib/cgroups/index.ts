@@ -1,0 +1,124 @@
+/**
+ * Placing a container in its own cgroup, on whichever layout the host has:
+ * pure cgroup v2 (/sys/fs/cgroup is cgroup2), or v1 hierarchies with an
+ * optional cgroup2 mount beside them (hybrid). Detected at run time.
+ * A relative cgroupsPath (and the default) lives under the caller's own
+ * cgroup in each hierarchy, an absolute one is honoured as given.
+ * Resource limits are applied on top of this by the resources code.
+ */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as libc from '../../bindings/libc';
+
+export interface Hierarchy {
+  mountpoint: string;
+  /** '' for cgroup2, else the v1 controllers ('cpu', 'cpu,cpuacct') or 'name=systemd' */
+  key: string;
+}
+
+export function hierarchies(): Hierarchy[] {
+  const out: Hierarchy[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!post) continue;
+    const [fstype, , superOpts] = post.split(' ');
+    const mountpoint = pre.split(' ')[4];
+    if (fstype === 'cgroup2') out.push({ mountpoint, key: '' });
+    else if (fstype === 'cgroup') {
+      const key = superOpts.split(',').filter((o) => o !== 'rw' && o !== 'ro' && !o.includes('release_agent') && !['clone_children', 'noprefix', 'xattr'].includes(o)).join(',');
+      if (!out.some((h) => h.key === key)) out.push({ mountpoint, key });
+    }
+  }
+  return out;
+}
+
+function ownCgroups(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (m) out.set(m[1], m[2]);
+  }
+  return out;
+}
+
+/** the directories (one per hierarchy) a container with this cgroupsPath lives in */
+export function cgroupDirs(cgroupsPath: string | undefined, id: string): string[] {
+  const own = ownCgroups();
+  const rel = cgroupsPath ?? `koci-${id}`;
+  return hierarchies().map((h) => {
+    const base = rel.startsWith('/') ? '' : (own.get(h.key) ?? '/');
+    return join(h.mountpoint, base, rel);
+  });
+}
+
+/** create the directories; returns every directory made, outermost first, for removal */
+export function createCgroups(dirs: string[]): string[] {
+  const made: string[] = [];
+  for (const dir of dirs) {
+    const missing: string[] = [];
+    for (let d = dir; !existsSync(d); d = join(d, '..')) missing.unshift(d);
+    for (const d of missing) {
+      mkdirSync(d);
+      made.push(d);
+      // a new v1 cpuset is empty and refuses tasks until it inherits cpus and mems
+      if (existsSync(join(d, 'cpuset.cpus'))) {
+        for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+          if (!readFileSync(join(d, f), 'utf8').trim()) writeFileSync(join(d, f), readFileSync(join(d, '..', f)));
+        }
+      }
+    }
+  }
+  return made;
+}
+
+export function addProcess(dirs: string[], pid: number): void {
+  for (const d of dirs) writeFileSync(join(d, 'cgroup.procs'), String(pid));
+}
+
+export function cgroupPids(dirs: string[]): number[] {
+  for (const d of dirs) {
+    try {
+      return readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      /* try the next hierarchy */
+    }
+  }
+  return [];
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** kill what is left in the cgroups and remove the directories koci made (innermost first) */
+export function destroyCgroups(made: string[], leaves: string[]): Error[] {
+  const errors: Error[] = [];
+  for (let i = 0; i < 100; i++) {
+    const pids = cgroupPids(leaves.filter(existsSync));
+    if (!pids.length) break;
+    for (const p of pids) {
+      try {
+        libc.kill(p, 9);
+      } catch {
+        /* already gone */
+      }
+    }
+    Atomics.wait(sleeper, 0, 0, 2);
+  }
+  for (const d of [...made].reverse()) {
+    for (let i = 0; ; i++) {
+      try {
+        rmdirSync(d);
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (code === 'EBUSY' && i < 50) {
+          Atomics.wait(sleeper, 0, 0, 2);
+          continue;
+        }
+        errors.push(e as Error);
+        break;
+      }
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,35 @@
+import { createContainer } from '../container/create';
+import { parseArgs, UsageError } from './args';
+import { type CliContext, positional } from './context';
+
+export const createOptions = {
+  bundle: { names: ['bundle', 'b'], value: true },
+  pidFile: { names: ['pid-file'], value: true },
+  consoleSocket: { names: ['console-socket'], value: true },
+  noPivot: { names: ['no-pivot'], value: false },
+  noNewKeyring: { names: ['no-new-keyring'], value: false },
+  preserveFds: { names: ['preserve-fds'], value: true },
+} as const;
+
+export type CreateFlags = Record<keyof typeof createOptions, string | boolean | undefined>;
+
+export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFlags>) {
+  const preserve = o.preserveFds === undefined ? 0 : Number(o.preserveFds);
+  if (!Number.isInteger(preserve) || preserve < 0) throw new UsageError(`--preserve-fds must be a non-negative integer`);
+  return createContainer({
+    id,
+    bundle: typeof o.bundle === 'string' ? o.bundle : process.cwd(),
+    root: ctx.root,
+    pidFile: typeof o.pidFile === 'string' ? o.pidFile : undefined,
+    consoleSocket: typeof o.consoleSocket === 'string' ? o.consoleSocket : undefined,
+    noPivot: o.noPivot === true,
+    preserveFds: preserve,
+  });
+}
+
+export function create(ctx: CliContext, argv: string[]): number {
+  const { options, rest } = parseArgs(argv, createOptions, false);
+  const [id] = positional(rest, ['container-id']);
+  createFromFlags(ctx, id, options);
+  return 0;
+}

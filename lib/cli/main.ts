@@ -1,0 +1,116 @@
+#!/usr/bin/env -S node --single-threaded
+/**
+ * koci's runc-compatible command line. Verbs are thin calls into lib/;
+ * each loads only what it needs, so a CLI start costs little above Node's own.
+ */
+import { KociError, SyscallError } from '../errors';
+import { DEFAULT_STATE_ROOT } from '../paths';
+import { parseArgs, UsageError } from './args';
+import type { CliContext } from './context';
+import { Logger } from './log';
+
+const USAGE = `usage: koci [global options] <command> [options] <container-id> ...
+
+commands:
+  create [--bundle DIR] [--pid-file FILE] [--no-pivot] [--preserve-fds N] ID
+  start ID
+  run [--bundle DIR] [--pid-file FILE] [--detach] [--keep] [--no-pivot] ID
+  state ID
+  kill [--all] ID [SIGNAL]          (SIGTERM by default; KILL, SIGKILL or 9)
+  delete [--force] ID
+  list [--format table|json] [--quiet]
+  spec [--bundle DIR] [--rootless]  (write a default config.json)
+
+global options:
+  --root DIR            state directory (default ${DEFAULT_STATE_ROOT})
+  --log FILE            append log entries to FILE
+  --log-format FORMAT   text or json
+  --debug               debug logging
+  --version, -v         print the version
+`;
+
+const GLOBAL = {
+  root: { names: ['root'], value: true },
+  log: { names: ['log'], value: true },
+  logFormat: { names: ['log-format'], value: true },
+  debug: { names: ['debug'], value: false },
+  systemdCgroup: { names: ['systemd-cgroup'], value: false },
+  rootless: { names: ['rootless'], value: true },
+  criu: { names: ['criu'], value: true },
+  version: { names: ['version', 'v'], value: false },
+  help: { names: ['help', 'h'], value: false },
+} as const;
+
+type Verb = (ctx: CliContext, argv: string[]) => number | Promise<number>;
+/** verbs that fork must run in a --single-threaded Node */
+const FORKING = new Set(['create', 'run']);
+
+function verb(name: string): Verb | undefined {
+  switch (name) {
+    case 'create': return require('./create').create;
+    case 'start': return require('./start').start;
+    case 'run': return require('./run').run;
+    case 'state': return require('./state').state;
+    case 'kill': return require('./kill').kill;
+    case 'delete': return require('./delete').del;
+    case 'list': return require('./list').list;
+    case 'spec': return require('./spec').spec;
+    default: return undefined;
+  }
+}
+
+/** a plain `node main.js` cannot fork safely: replace this process with a --single-threaded one (same PID) */
+function ensureSingleThreaded(): void {
+  if (process.execArgv.includes('--single-threaded') || process.env.NODE_OPTIONS?.includes('--single-threaded')) return;
+  const libc = require('../../bindings/libc') as typeof import('../../bindings/libc');
+  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+  libc.execve(process.execPath, [process.execPath, '--single-threaded', ...process.execArgv, __filename, ...process.argv.slice(2)], env);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let log = new Logger(undefined, 'text', false);
+  try {
+    const g = parseArgs(argv, GLOBAL, true);
+    const format = g.options.logFormat ?? 'text';
+    if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json, not ${JSON.stringify(format)}`);
+    log = new Logger(typeof g.options.log === 'string' ? g.options.log : undefined, format, g.options.debug === true);
+    if (g.options.version) {
+      const { KOCI_OCI_VERSION } = require('../spec/default') as typeof import('../spec/default');
+      process.stdout.write(`koci version ${require('../../../package.json').version}\nspec: ${KOCI_OCI_VERSION}\nnode: ${process.version}\n`);
+      return 0;
+    }
+    const [name, ...rest] = g.rest;
+    if (g.options.help || !name || name === 'help') {
+      process.stdout.write(USAGE);
+      return name || g.options.help ? 0 : 1;
+    }
+    const fn = verb(name);
+    if (!fn) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
+    if (FORKING.has(name)) ensureSingleThreaded();
+    const root = typeof g.options.root === 'string' ? g.options.root : DEFAULT_STATE_ROOT;
+    let store: import('../state/store').StateStore | undefined;
+    const ctx: CliContext = {
+      root,
+      log,
+      store: () => (store ??= new (require('../state/store') as typeof import('../state/store')).StateStore(root)),
+    };
+    log.debug(`${name} ${rest.join(' ')}`);
+    return await fn(ctx, rest);
+  } catch (e) {
+    log.error(e instanceof Error ? e.message : String(e));
+    if (e instanceof Error && !(e instanceof KociError) && !SyscallError.is(e) && !(e instanceof UsageError)) log.debug(e.stack ?? '');
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`koci: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,161 @@
+/**
+ * create: validate the bundle, build the container up to the point of exec
+ * and leave it `created`. Runs in a koci process started with
+ * --single-threaded (the CLI, or the library's helper), because it forks.
+ * A failure anywhere removes everything made so far: init process, cgroups,
+ * exec fifo, state directory.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as C from '../../bindings/constants';
+import * as libc from '../../bindings/libc';
+import { addProcess, cgroupDirs, createCgroups, destroyCgroups } from '../cgroups';
+import { CreateError, fromWire, SetupError, SyscallError, UnsupportedError } from '../errors';
+import { runHooks } from '../hooks';
+import { planNamespaces, writeIdMaps } from '../namespaces';
+import { Channel } from '../process/channel';
+import type { InitPlan } from '../process/plan';
+import { expect, type Message } from '../process/protocol';
+import { runStage1 } from '../process/stage1';
+import { recordHostMountNs } from '../rootfs/mount';
+import { loadBundle } from '../spec/load';
+import type { State } from '../spec/types';
+import { procStat } from '../state/liveness';
+import { type ContainerRecord, StateStore } from '../state/store';
+import { validateId } from '../state/id';
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  /** state root (default /run/koci) */
+  root?: string;
+  pidFile?: string;
+  noPivot?: boolean;
+  consoleSocket?: string;
+  preserveFds?: number;
+}
+
+/** write a file atomically next to its final name */
+export function writeFileAtomic(path: string, data: string): void {
+  const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.tmp`);
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+/** wait for a child; a process that is not (or no longer) ours is fine */
+function reap(pid: number): void {
+  try {
+    libc.waitpid(pid);
+  } catch (e) {
+    if (!(e instanceof SyscallError && e.code === 'ECHILD')) throw e;
+  }
+}
+
+export function createContainer(opts: CreateOptions): ContainerRecord {
+  validateId(opts.id);
+  const { bundle, config, rootfs } = loadBundle(opts.bundle);
+  const ns = planNamespaces(config);
+  if (!ns.has.has('mount')) throw new UnsupportedError('koci needs a mount namespace (add {"type": "mount"} to linux.namespaces)');
+  if (config.process?.terminal && !opts.consoleSocket) {
+    throw new UnsupportedError('process.terminal is true but no --console-socket was given (koci does not allocate terminals yet; set "terminal": false)');
+  }
+  if (opts.consoleSocket) throw new UnsupportedError('--console-socket: terminals are not supported yet');
+
+  const store = new StateStore(opts.root);
+  store.createDir(opts.id);
+  const cleanups: Array<() => void> = [() => store.remove(opts.id)];
+  const lock = store.tryLock(opts.id);
+  let stage1 = 0;
+  let initPid = 0;
+  let parent: Channel | undefined;
+  let fifoFd = -1;
+  try {
+    const rec: ContainerRecord = {
+      ociVersion: config.ociVersion,
+      id: opts.id,
+      status: 'creating',
+      bundle,
+      rootfs,
+      annotations: config.annotations,
+      created: new Date().toISOString(),
+      config,
+    };
+    store.write(rec);
+    const fifo = store.fifoPath(opts.id);
+    libc.mkfifo(fifo, 0o622);
+    fifoFd = libc.open(fifo, C.O_PATH | C.O_CLOEXEC);
+
+    const leaves = cgroupDirs(config.linux?.cgroupsPath, opts.id);
+    const made = createCgroups(leaves);
+    rec.cgroupLeaves = leaves;
+    rec.cgroupPaths = made;
+    cleanups.push(() => {
+      const errors = destroyCgroups(made, leaves);
+      if (errors.length) throw errors[0];
+    });
+
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: lock === null ? [] : [lock] };
+    recordHostMountNs();
+    // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
+    libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
+    const [p, child] = Channel.pair();
+    parent = p;
+    stage1 = libc.fork();
+    if (stage1 === 0) {
+      parent.close();
+      runStage1(plan, child);
+    }
+    child.close();
+
+    const died = () => {
+      const w = stage1 ? libc.waitpid(stage1, C.WNOHANG) : null;
+      if (w) stage1 = 0;
+      return new SetupError('create', `container init exited before it was ready${w ? ` (stage 1 ${w.exitCode !== null ? `exit status ${w.exitCode}` : `signal ${w.signal}`})` : ''}`);
+    };
+    // stage 1: user namespace maps, then the init's PID
+    let msg: Message | null;
+    while ((msg = parent.recv())?.type === 'userns') {
+      writeIdMaps(stage1, config.linux?.uidMappings, config.linux?.gidMappings);
+      parent.send({ type: 'mapped' });
+    }
+    initPid = expect(msg, 'init-pid', died, fromWire).pid;
+    libc.waitpid(stage1);
+    stage1 = 0;
+    rec.pid = initPid;
+    rec.initStartTime = procStat(initPid)?.startTime;
+    store.write(rec);
+    addProcess(leaves, initPid);
+    parent.send({ type: 'go' });
+
+    // init has mounted everything: hooks in the runtime's namespaces
+    expect(parent.recv(), 'hooks', died, fromWire);
+    const state: State = store.ociState(rec);
+    runHooks('prestart', config.hooks, state);
+    runHooks('createRuntime', config.hooks, state);
+    parent.send({ type: 'go', state: { ...state, status: 'created' } });
+
+    expect(parent.recv(), 'created', died, fromWire);
+    rec.status = 'created';
+    store.write(rec);
+    if (opts.pidFile) writeFileAtomic(opts.pidFile, String(initPid));
+    return rec;
+  } catch (e) {
+    const failures: Error[] = [];
+    const attempt = (f: () => void) => {
+      try {
+        f();
+      } catch (err) {
+        failures.push(err as Error);
+      }
+    };
+    if (initPid) attempt(() => libc.kill(initPid, 9));
+    if (stage1) attempt(() => (libc.kill(stage1, 9), libc.waitpid(stage1)));
+    if (initPid) attempt(() => reap(initPid)); // ours once stage 1 is gone: we are its subreaper
+    for (const c of cleanups.reverse()) attempt(c);
+    throw failures.length ? new CreateError(e as Error, failures) : e;
+  } finally {
+    parent?.close();
+    if (fifoFd >= 0) libc.close(fifoFd);
+    if (lock !== null) store.unlock(lock);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * delete: remove a stopped container — cgroups, state — and run its poststop
+ * hooks. A created container (never started) is killed first, as runc does,
+ * so orchestrators can drop one whose start failed; a running one only with
+ * force.
+ */
+import { destroyCgroups } from '../cgroups';
+import { IncorrectStatusError } from '../errors';
+import { runHooks } from '../hooks';
+import { isAlive } from '../state/liveness';
+import { StateStore, withLockSync } from '../state/store';
+import type { Warn } from './start';
+import { signalAll, signalInit } from './kill';
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+export function deleteContainer(store: StateStore, id: string, force = false, warn: Warn = () => {}): void {
+  const rec = withLockSync(store, id, () => {
+    const rec = store.read(id);
+    const status = store.status(rec);
+    if (status === 'running' && !force) throw new IncorrectStatusError(id, 'delete', status, 'stop it first or use --force');
+    if (status === 'creating' && !force) throw new IncorrectStatusError(id, 'delete', status, 'a create is in progress');
+    if (status !== 'stopped') {
+      signalAll(rec, 9);
+      signalInit(rec, 9);
+      // the init is not our child: wait until the kernel says it is gone (or a zombie)
+      for (let i = 0; i < 5000 && rec.pid !== undefined && isAlive(rec.pid, rec.initStartTime); i++) Atomics.wait(sleeper, 0, 0, 2);
+    }
+    const errors = destroyCgroups(rec.cgroupPaths ?? [], rec.cgroupLeaves ?? []);
+    store.remove(id);
+    if (errors.length) warn(`removing cgroups of ${id}: ${errors.map((e) => e.message).join('; ')}`);
+    return rec;
+  });
+  // poststop failures are warnings (runtime-spec: the lifecycle continues)
+  try {
+    runHooks('poststop', rec.config.hooks, { ...store.ociState(rec), status: 'stopped' });
+  } catch (e) {
+    warn((e as Error).message);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Which namespaces a container gets: new ones (unshared) and existing ones
+ * joined by path, in the order that works: user first (it decides who owns
+ * the rest), mount last among the joined (after it, host paths are gone).
+ */
+import { writeFileSync } from 'node:fs';
+import { NAMESPACES } from '../../bindings/constants';
+import type { LinuxIDMapping, LinuxNamespaceType, Spec } from '../spec/types';
+
+export interface NamespacePlan {
+  /** namespaces created by unshare (their clone flags OR-ed, user and cgroup excluded: they have their own moments) */
+  unshareFlags: number;
+  newUser: boolean;
+  newCgroup: boolean;
+  newTime: boolean;
+  /** joined by path, in setns order */
+  join: Array<{ type: LinuxNamespaceType; path: string; flag: number }>;
+  /** the container has its own (new or joined) namespace of this type */
+  has: Set<LinuxNamespaceType>;
+}
+
+const JOIN_ORDER: LinuxNamespaceType[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
+
+export function planNamespaces(spec: Spec): NamespacePlan {
+  const plan: NamespacePlan = { unshareFlags: 0, newUser: false, newCgroup: false, newTime: false, join: [], has: new Set() };
+  for (const ns of spec.linux?.namespaces ?? []) {
+    const info = NAMESPACES[ns.type];
+    plan.has.add(ns.type);
+    if (ns.path) plan.join.push({ type: ns.type, path: ns.path, flag: info.flag });
+    else if (ns.type === 'user') plan.newUser = true;
+    else if (ns.type === 'cgroup') plan.newCgroup = true;
+    else {
+      plan.unshareFlags |= info.flag;
+      if (ns.type === 'time') plan.newTime = true;
+    }
+  }
+  plan.join.sort((a, b) => JOIN_ORDER.indexOf(a.type) - JOIN_ORDER.indexOf(b.type));
+  return plan;
+}
+
+function mapText(maps: readonly LinuxIDMapping[]): string {
+  return maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+}
+
+/** runtime side: write the new user namespace's maps (as host root, setgroups can stay allowed) */
+export function writeIdMaps(pid: number, uidMappings: readonly LinuxIDMapping[] = [], gidMappings: readonly LinuxIDMapping[] = []): void {
+  if (uidMappings.length) writeFileSync(`/proc/${pid}/uid_map`, mapText(uidMappings));
+  if (gidMappings.length) writeFileSync(`/proc/${pid}/gid_map`, mapText(gidMappings));
+}
+
+/** /proc/<pid>/ns entry for a namespace type */
+export function nsProcName(type: LinuxNamespaceType): string {
+  return NAMESPACES[type].proc;
+}
+
+/** `/proc/self/timens_offsets` text for linux.timeOffsets */
+export function timeOffsetsText(offsets: Record<string, { secs?: number; nanosecs?: number }>): string {
+  return Object.entries(offsets)
+    .map(([clock, o]) => `${clock} ${o.secs ?? 0} ${o.nanosecs ?? 0}\n`)
+    .join('');
+}

@@ -1,0 +1,96 @@
+/**
+ * Stage 2: the container's init (PID 1 of its PID namespace). Builds the
+ * container's view of the world — cgroup namespace, rootfs and mounts,
+ * devices, pivot_root, hostname, limits, user — reports `created`, waits on
+ * exec.fifo for `start`, and execs the user's program.
+ * Synchronous code only; ends in execve or _exit.
+ */
+import * as C from '../../bindings/constants';
+import * as libc from '../../bindings/libc';
+import { fromWire, toWire } from '../errors';
+import { runHooksInChild } from '../hooks';
+import { mount } from '../rootfs/mount';
+import { readOwnCgroups, mountEntry, type MountContext } from '../rootfs/mounts';
+import { createDevices, createDevSymlinks } from '../rootfs/devices';
+import { PROPAGATION, parseMountOptions } from '../rootfs/options';
+import { moveRoot, pivotRoot, remountRootReadonly } from '../rootfs/pivot';
+import type { State } from '../spec/types';
+import type { Channel } from './channel';
+import { applyNoNewPrivileges, applyOomScoreAdj, applyRlimits, applyUmask, switchUser } from './credentials';
+import { lookPath, prepareFds } from './exec';
+import type { InitPlan } from './plan';
+import { expect } from './protocol';
+import { attributeStep } from './step';
+
+const eof = () => new Error('runtime went away');
+
+export function runInit(plan: InitPlan, chan: Channel): never {
+  let step = 'init';
+  const run = <T>(name: string, fn: () => T): T => {
+    step = name;
+    return fn();
+  };
+  try {
+    const { config } = plan;
+    const proc = config.process!;
+    expect(chan.recv(), 'go', eof, fromWire); // the runtime has recorded our PID and placed us in our cgroup
+    run('setsid', () => libc.setsid());
+    const cgroupPaths = readOwnCgroups();
+    if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
+    run('oomScoreAdj', () => applyOomScoreAdj(proc.oomScoreAdj));
+    // the host's /proc/self/fd, to reopen exec.fifo after pivot_root without relying on the container's /proc
+    const procFd = run('open /proc/self/fd', () => libc.open('/proc/self/fd', C.O_PATH | C.arch.O_DIRECTORY | C.O_CLOEXEC));
+
+    const mounts = config.mounts ?? [];
+    run('rootfs propagation', () => {
+      const p = config.linux?.rootfsPropagation;
+      mount(null, '/', null, p ? PROPAGATION[p] ?? C.MS_SLAVE | C.MS_REC : C.MS_SLAVE | C.MS_REC, null);
+    });
+    run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
+    const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths, newCgroupNs: plan.ns.newCgroup };
+    for (const m of mounts) run(`mount ${m.destination}`, () => mountEntry(m, ctx));
+    const devBound = mounts.some((m) => m.destination === '/dev' && (m.type === 'bind' || parseMountOptions(m.options).bind));
+    if (!devBound) {
+      run('create devices', () => createDevices(plan.rootfs, config.linux?.devices ?? [], plan.ns.has.has('user')));
+      run('create /dev symlinks', () => createDevSymlinks(plan.rootfs, mounts.some((m) => m.destination === '/dev/pts')));
+    }
+
+    chan.send({ type: 'hooks' });
+    const state = expect(chan.recv(), 'go', eof, fromWire).state as State;
+    run('createContainer hooks', () => runHooksInChild('createContainer', config.hooks, state));
+
+    run(plan.noPivot ? 'move root' : 'pivot_root', () => (plan.noPivot ? moveRoot(plan.rootfs) : pivotRoot(plan.rootfs)));
+    if (config.root?.readonly) run('readonly root', remountRootReadonly);
+    if (config.hostname !== undefined) run('sethostname', () => libc.sethostname(config.hostname!));
+    if (config.domainname !== undefined) run('setdomainname', () => libc.setdomainname(config.domainname!));
+    run('rlimits', () => applyRlimits(proc.rlimits));
+    run('umask', () => applyUmask(proc));
+    // setgroups is denied in a user namespace only when the runtime wrote "deny"; koci never does
+    run('switch user', () => switchUser(proc, true));
+    run('noNewPrivileges', () => applyNoNewPrivileges(proc));
+    run(`chdir ${proc.cwd}`, () => libc.chdir(proc.cwd));
+    const env = proc.env ?? [];
+    const args = proc.args ?? [];
+    const exe = run('find executable', () => lookPath(args[0], env));
+
+    chan.send({ type: 'created' });
+    run('wait for start', () => {
+      const fd = libc.openat(procFd, String(plan.fifoFd), C.O_WRONLY | C.O_CLOEXEC); // blocks until `start` opens it
+      libc.write(fd, Buffer.from('0'));
+      libc.close(fd);
+      libc.close(procFd);
+      libc.close(plan.fifoFd);
+    });
+    run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...state, status: 'running' }));
+    run('prepare fds', () => prepareFds(plan.preserveFds));
+    libc.resetSignals();
+    step = `exec ${exe}`;
+    libc.execve(exe, args, env);
+  } catch (e) {
+    try {
+      chan.send({ type: 'error', error: toWire(attributeStep(e, step)) });
+    } finally {
+      libc._exit(1);
+    }
+  }
+}

@@ -1,0 +1,18 @@
+/** Everything the forked children need, computed by the runtime before it forks (a pure conversion of the spec). */
+import type { NamespacePlan } from '../namespaces';
+import type { Spec } from '../spec/types';
+
+export interface InitPlan {
+  id: string;
+  bundle: string;
+  rootfs: string;
+  config: Spec;
+  ns: NamespacePlan;
+  noPivot: boolean;
+  /** O_PATH fd of exec.fifo, opened by the runtime; the init reopens it for writing */
+  fifoFd: number;
+  /** fds 3 .. 3+preserveFds-1 pass to the container process */
+  preserveFds: number;
+  /** the runtime's own fds that must not stay open in the children (the state lock: flock follows the open file) */
+  runtimeFds: number[];
+}

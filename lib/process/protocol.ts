@@ -1,0 +1,51 @@
+/**
+ * Messages between the runtime (parent) and its forked children, over one
+ * SOCK_SEQPACKET socketpair that stage 2 inherits from stage 1.
+ *
+ *   runtime                       stage 1                      stage 2 (init, PID 1)
+ *      |  fork ------------------->  |
+ *      |                             | join/unshare user ns
+ *      |  <------------- userns      |          (only for a new user namespace)
+ *      |  write uid_map, gid_map     |
+ *      |  mapped ----------------->  |
+ *      |                             | join other ns, unshare new ones
+ *      |                             | fork ------------------->  |
+ *      |  <------------- init-pid    | _exit(0)                   |
+ *      |  reap stage 1, cgroup, state|                            |
+ *      |  go ---------------------------------------------------> |
+ *      |                                                          | cgroup ns, mounts, devices
+ *      |  <--------------------------------------------- hooks    |
+ *      |  prestart, createRuntime hooks                           |
+ *      |  go {state} -------------------------------------------> |
+ *      |                                                          | createContainer hooks,
+ *      |                                                          | pivot_root, uts, rlimits, user
+ *      |  <--------------------------------------------- created  |
+ *      |  state: created, exit                                    | block on exec.fifo (start)
+ *                                                                 | startContainer hooks, execve
+ *
+ * Any child may send `error` instead of its next message and _exit(1).
+ */
+import type { WireError } from '../errors';
+import type { State } from '../spec/types';
+
+export type Message =
+  | { type: 'userns' }
+  | { type: 'mapped' }
+  | { type: 'init-pid'; pid: number }
+  | { type: 'go'; state?: State }
+  | { type: 'hooks' }
+  | { type: 'created' }
+  | { type: 'error'; error: WireError };
+
+/** receive, and insist on, a message of one type; an error message is rethrown typed */
+export function expect<T extends Message['type']>(
+  msg: Message | null,
+  type: T,
+  onEof: () => Error,
+  fromWire: (w: WireError) => Error,
+): Extract<Message, { type: T }> {
+  if (msg === null) throw onEof();
+  if (msg.type === 'error') throw fromWire(msg.error);
+  if (msg.type !== type) throw new Error(`koci: protocol error: expected ${type}, got ${msg.type}`);
+  return msg as Extract<Message, { type: T }>;
+}

@@ -1,0 +1,67 @@
+/**
+ * Stage 1: a forked copy of the runtime that enters the container's
+ * namespaces (joins the given ones, unshares the new ones) and forks the
+ * container's init, which is PID 1 of a new PID namespace only because it is
+ * the first child after unshare(CLONE_NEWPID). Then it exits.
+ * Synchronous code only; ends in _exit.
+ */
+import { writeFileSync } from 'node:fs';
+import * as C from '../../bindings/constants';
+import * as libc from '../../bindings/libc';
+import { fromWire, toWire } from '../errors';
+import { attributeStep } from './step';
+import { timeOffsetsText } from '../namespaces';
+import type { Channel } from './channel';
+import { runInit } from './init';
+import type { InitPlan } from './plan';
+import { expect } from './protocol';
+
+export function runStage1(plan: InitPlan, chan: Channel): never {
+  let step = 'stage 1';
+  try {
+    libc.prctl(C.PR_SET_PDEATHSIG, 9); // the runtime died: stop building a container nobody will own
+    for (const fd of plan.runtimeFds) libc.close(fd);
+    // open every namespace first: joining the mount namespace changes what paths mean
+    step = 'open namespaces';
+    const joins = plan.ns.join.map((j) => ({ ...j, fd: libc.open(j.path, C.O_RDONLY | C.O_CLOEXEC) }));
+    const userJoin = joins.find((j) => j.type === 'user');
+    if (userJoin) {
+      step = 'join user namespace';
+      libc.setns(userJoin.fd, userJoin.flag, userJoin.path);
+    } else if (plan.ns.newUser) {
+      step = 'create user namespace';
+      libc.unshare(C.CLONE_NEWUSER);
+      chan.send({ type: 'userns' });
+      expect(chan.recv(), 'mapped', () => new Error('runtime went away'), fromWire);
+    }
+    if (userJoin || plan.ns.newUser) {
+      step = 'become root in the user namespace';
+      libc.setresgid(0, 0, 0);
+      libc.setresuid(0, 0, 0);
+    }
+    for (const j of joins) {
+      if (j.type === 'user') continue;
+      step = `join ${j.type} namespace`;
+      libc.setns(j.fd, j.flag, j.path);
+    }
+    for (const j of joins) libc.close(j.fd);
+    step = 'create namespaces';
+    if (plan.ns.unshareFlags) libc.unshare(plan.ns.unshareFlags);
+    const offsets = plan.config.linux?.timeOffsets;
+    if (plan.ns.newTime && offsets && Object.keys(offsets).length) {
+      step = 'set time offsets';
+      writeFileSync('/proc/self/timens_offsets', timeOffsetsText(offsets));
+    }
+    step = 'fork init';
+    const pid = libc.fork();
+    if (pid === 0) runInit(plan, chan);
+    chan.send({ type: 'init-pid', pid });
+    libc._exit(0);
+  } catch (e) {
+    try {
+      chan.send({ type: 'error', error: toWire(attributeStep(e, step)) });
+    } finally {
+      libc._exit(1);
+    }
+  }
+}
