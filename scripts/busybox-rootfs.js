@@ -20,7 +20,14 @@ function findBusybox() {
   const dl = fs.mkdtempSync(path.join(cache, 'dl-'));
   try {
     // apt-get download writes into the cwd; _apt cannot write there as root, which only costs a warning
-    execFileSync('apt-get', ['download', 'busybox-static'], { cwd: dl, stdio: ['ignore', 'ignore', 'pipe'] });
+    const download = () => execFileSync('apt-get', ['download', 'busybox-static'], { cwd: dl, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      download();
+    } catch {
+      // a fresh machine may have no package lists yet
+      execFileSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      download();
+    }
     const deb = fs.readdirSync(dl).find((f) => f.endsWith('.deb'));
     execFileSync('dpkg-deb', ['-x', path.join(dl, deb), path.join(cache, 'busybox-static')]);
     return cached;

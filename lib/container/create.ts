@@ -33,6 +33,8 @@ export interface CreateOptions {
   noPivot?: boolean;
   consoleSocket?: string;
   preserveFds?: number;
+  /** fds of the caller that the container must not inherit (the library helper's reply pipe) */
+  closeFds?: number[];
 }
 
 /** write a file atomically next to its final name */
@@ -94,7 +96,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       if (errors.length) throw errors[0];
     });
 
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: lock === null ? [] : [lock] };
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])] };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);

@@ -1,0 +1,229 @@
+/**
+ * koci as a library: typed, Promise-based container operations.
+ *
+ *   const rt = new Runtime({ root: '/run/koci' });
+ *   const { exitCode } = await rt.run('web-1', { bundle: '/srv/bundle' });
+ *
+ * Operations that fork (create, run) run in a short-lived koci helper under
+ * `node --single-threaded`; the host process is never forked. The others
+ * (start, state, kill, delete, list) run in-process. A Runtime holds no
+ * global state: two Runtimes with different roots are independent.
+ */
+import { spawn, type StdioOptions } from 'node:child_process';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { deleteContainer } from './container/delete';
+import { killContainer } from './container/kill';
+import { type ContainerSummary, containerState, listContainers } from './container/query';
+import { parseSignal } from './container/signals';
+import { startContainer } from './container/start';
+import { fromWire, KociError, type WireError } from './errors';
+import type { ExitStatus, HelperRequest } from './process/helper';
+import type { State } from './spec/types';
+import { StateStore } from './state/store';
+
+export * from './errors';
+export { InvalidSignalError } from './container/signals';
+export type { ContainerSummary } from './container/query';
+export type { ExitStatus } from './process/helper';
+export type { Spec, State, ContainerStatus } from './spec/types';
+export { defaultSpec, KOCI_OCI_VERSION } from './spec/default';
+export { validateConfig } from './spec/validate';
+export { loadBundle } from './spec/load';
+
+export interface RuntimeOptions {
+  /** state root (default /run/koci, as the CLI) */
+  root?: string;
+  /** the Node binary for the forking helper (default: this process's) */
+  nodePath?: string;
+  /** receives non-fatal warnings (failed poststart/poststop hooks, cgroup leftovers) */
+  onWarning?: (message: string) => void;
+}
+
+export interface CreateOptions {
+  /** bundle directory holding config.json */
+  bundle: string;
+  /** write the init's PID here, as `--pid-file` */
+  pidFile?: string;
+  /** MS_MOVE + chroot instead of pivot_root (`--no-pivot`) */
+  noPivot?: boolean;
+  /** pass fds 3..3+N-1 of the stdio below on to the container (`--preserve-fds`) */
+  preserveFds?: number;
+  /**
+   * the container process's stdin, stdout, stderr, as child_process.spawn
+   * takes them (default 'inherit': the host's own, as runc does with its caller's)
+   */
+  stdio?: StdioOptions;
+}
+
+export interface RunOptions extends CreateOptions {
+  /** keep the stopped container instead of deleting it */
+  keep?: boolean;
+  /** collect the container's stdout and stderr into the result (overrides stdio 1 and 2) */
+  capture?: boolean;
+}
+
+export interface RunResult extends ExitStatus {
+  /** with `capture` */
+  stdout?: string;
+  stderr?: string;
+}
+
+export interface KillOptions {
+  /** signal every process of the container (through its cgroup), as `kill --all` */
+  all?: boolean;
+}
+
+export interface DeleteOptions {
+  /** kill a running container first */
+  force?: boolean;
+}
+
+interface HelperReply {
+  created?: State;
+  exited?: ExitStatus;
+  error?: WireError;
+  warnings?: string[];
+}
+
+/** the compiled helper next to this file */
+const HELPER = join(__dirname, 'process', 'helper.js');
+
+export class Runtime {
+  readonly root: string | undefined;
+  private readonly nodePath: string;
+  private readonly warn: (message: string) => void;
+  private readonly store: StateStore;
+
+  constructor(options: RuntimeOptions = {}) {
+    this.root = options.root;
+    this.nodePath = options.nodePath ?? process.execPath;
+    this.warn = options.onWarning ?? (() => {});
+    this.store = new StateStore(options.root);
+  }
+
+  /** create a container and leave it `created`: set up, its process not yet run */
+  async create(id: string, options: CreateOptions): Promise<State> {
+    const h = this.helper({ op: 'create', create: this.createRequest(id, options) }, options.stdio);
+    return (await h.reply(0)).created!;
+  }
+
+  /** release a created container's process */
+  async start(id: string): Promise<State> {
+    startContainer(this.store, id, this.warn);
+    return this.state(id);
+  }
+
+  /** the OCI state of a container */
+  async state(id: string): Promise<State> {
+    return containerState(this.store, id);
+  }
+
+  /** send a signal (name such as 'TERM'/'SIGTERM', or number; default SIGTERM) */
+  async kill(id: string, signal: string | number = 'SIGTERM', options: KillOptions = {}): Promise<void> {
+    killContainer(this.store, id, parseSignal(signal), options.all === true);
+  }
+
+  /** remove a stopped (or created) container; `force` kills a running one first */
+  async delete(id: string, options: DeleteOptions = {}): Promise<void> {
+    deleteContainer(this.store, id, options.force === true, this.warn);
+  }
+
+  /** every container under this runtime's root */
+  async list(): Promise<ContainerSummary[]> {
+    return listContainers(this.store);
+  }
+
+  /**
+   * create + start, wait for the container's process to exit, then delete
+   * it (unless `keep`). `onStarted` sees the state of the running container.
+   */
+  async run(id: string, options: RunOptions, onStarted?: (state: State) => void): Promise<RunResult> {
+    const stdio: StdioOptions = options.capture
+      ? [Array.isArray(options.stdio) ? options.stdio[0] : 'ignore', 'pipe', 'pipe']
+      : options.stdio ?? 'inherit';
+    const h = this.helper({ op: 'run', create: this.createRequest(id, options), keep: options.keep }, stdio);
+    const out = options.capture ? collect(h.stdout) : undefined;
+    const err = options.capture ? collect(h.stderr) : undefined;
+    const started = await h.reply(0);
+    onStarted?.(started.created!);
+    const done = await h.reply('last');
+    const result: RunResult = { ...done.exited! };
+    if (out && err) {
+      result.stdout = await out;
+      result.stderr = await err;
+    }
+    return result;
+  }
+
+  private createRequest(id: string, o: CreateOptions): HelperRequest['create'] {
+    return { id, bundle: o.bundle, root: this.root, pidFile: o.pidFile, noPivot: o.noPivot, preserveFds: o.preserveFds };
+  }
+
+  /** spawn the forking helper; `reply(i)` resolves with its i-th reply, `reply('last')` with its final one */
+  private helper(req: Omit<HelperRequest, 'replyFd'>, stdio: StdioOptions = 'inherit') {
+    const io = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...stdio];
+    while (io.length < 3) io.push('inherit');
+    // the reply pipe goes after the container's stdio and preserved fds
+    const replyFd = Math.max(io.length, 3 + (req.create.preserveFds ?? 0));
+    while (io.length < replyFd) io.push('ignore');
+    const full: HelperRequest = { ...req, replyFd };
+    const child = spawn(this.nodePath, ['--single-threaded', HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions });
+    const replies: HelperReply[] = [];
+    const waiters: Array<() => void> = [];
+    let buf = '';
+    let ended = false;
+    let exit: string | undefined;
+    let spawnError: Error | undefined;
+    const wake = () => waiters.splice(0).forEach((w) => w());
+    (child.stdio[replyFd] as Readable)
+      .setEncoding('utf8')
+      .on('data', (chunk: string) => {
+        buf += chunk;
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          replies.push(JSON.parse(buf.slice(0, nl)) as HelperReply);
+          buf = buf.slice(nl + 1);
+        }
+        wake();
+      })
+      .on('end', () => {
+        ended = true;
+        wake();
+      });
+    child.on('error', (e) => {
+      spawnError = e;
+      wake();
+    });
+    child.on('exit', (code, signal) => {
+      exit = signal ?? `status ${code}`;
+      wake();
+    });
+    const reply = (index: number | 'last'): Promise<HelperReply> =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          // the final reply is known once the helper has exited and its pipe is drained
+          const done = ended && exit !== undefined;
+          const r = index === 'last' ? (done ? replies[replies.length - 1] : undefined) : replies[index];
+          if (r?.error) return reject(fromWire(r.error));
+          if (r) {
+            r.warnings?.forEach((w) => this.warn(w));
+            return resolve(r);
+          }
+          if (spawnError) return reject(spawnError);
+          if (done) return reject(new KociError(`koci helper exited (${exit}) without a result`));
+          waiters.push(check);
+        };
+        check();
+      });
+    return { reply, stdout: child.stdout, stderr: child.stderr };
+  }
+}
+
+function collect(stream: Readable | null): Promise<string> {
+  if (!stream) return Promise.resolve('');
+  return new Promise((resolve, reject) => {
+    let s = '';
+    stream.setEncoding('utf8').on('data', (c: string) => (s += c));
+    stream.on('end', () => resolve(s)).on('error', reject);
+  });
+}
