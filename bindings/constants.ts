@@ -12,6 +12,7 @@ interface ArchTable {
   SYS_openat2: number;
   SYS_clone3: number;
   SYS_close_range: number;
+  SYS_keyctl: number;
   O_DIRECTORY: number;
   O_NOFOLLOW: number;
   /** highest user-space address + 1 (for madvise over the whole address space) */
@@ -25,6 +26,7 @@ const x64: ArchTable = {
   SYS_openat2: 437,
   SYS_clone3: 435,
   SYS_close_range: 436,
+  SYS_keyctl: 250,
   O_DIRECTORY: 0o200000,
   O_NOFOLLOW: 0o400000,
   USER_ADDR_END: 0x7ffffffff000n,
@@ -37,6 +39,7 @@ const arm64: ArchTable = {
   SYS_openat2: 437,
   SYS_clone3: 435,
   SYS_close_range: 436,
+  SYS_keyctl: 219,
   O_DIRECTORY: 0o40000,
   O_NOFOLLOW: 0o100000,
   USER_ADDR_END: 0x1000000000000n,
@@ -46,6 +49,12 @@ const tables: Record<string, ArchTable> = { x64, arm64 };
 const table = tables[process.arch];
 if (!table) throw new Error(`koci: architecture ${process.arch} is not supported (have: ${Object.keys(tables).join(', ')})`);
 export const arch: Readonly<ArchTable> = table;
+
+// keyctl(2)
+export const KEYCTL_JOIN_SESSION_KEYRING = 1;
+export const KEYCTL_SETPERM = 5;
+/** the kernel's default for a joined keyring (possessor all; user view, read, link) plus user search and group view, as runc sets */
+export const KEYRING_PERM = 0x3f1b0100;
 
 // clone / unshare / setns
 export const CLONE_NEWTIME = 0x00000080;

@@ -41,13 +41,14 @@ let openHowType: koffi.TypeObject | undefined;
 
 // ---- processes ---------------------------------------------------------
 
-let forkRanges: Array<[bigint, bigint]> | undefined;
 /**
- * Ranges of the address space that madvise(MADV_DOFORK) can cover: the whole
- * user space minus the special mappings ([vvar], [vdso]) on which madvise
- * fails with EINVAL and stops its walk. They never move, so read them once.
+ * The ranges to madvise(MADV_DOFORK): the whole user address space minus the
+ * special mappings ([vvar], [vdso]) on which madvise fails with EINVAL and
+ * stops its walk. Flat arrays of start and length, computed once, so the
+ * loop before fork() allocates nothing (see fork()). The special mappings never move.
  */
-function doForkRanges(): Array<[bigint, bigint]> {
+let forkRanges: { starts: bigint[]; lengths: bigint[] } | undefined;
+function doForkRanges(): { starts: bigint[]; lengths: bigint[] } {
   if (forkRanges) return forkRanges;
   const special: Array<[bigint, bigint]> = [];
   for (const line of readFileSync('/proc/self/maps', 'latin1').split('\n')) {
@@ -56,28 +57,44 @@ function doForkRanges(): Array<[bigint, bigint]> {
     special.push([a, b]);
   }
   special.sort((x, y) => (x[0] < y[0] ? -1 : 1));
-  const ranges: Array<[bigint, bigint]> = [];
+  const starts: bigint[] = [];
+  const lengths: bigint[] = [];
   let start = 0x1000n;
   for (const [a, b] of special) {
     if (a >= C.arch.USER_ADDR_END) break;
-    if (a > start) ranges.push([start, a]);
+    if (a > start) {
+      starts.push(start);
+      lengths.push(a - start);
+    }
     start = b;
   }
-  if (C.arch.USER_ADDR_END > start) ranges.push([start, C.arch.USER_ADDR_END]);
-  forkRanges = ranges;
-  return ranges;
+  if (C.arch.USER_ADDR_END > start) {
+    starts.push(start);
+    lengths.push(C.arch.USER_ADDR_END - start);
+  }
+  forkRanges = { starts, lengths };
+  return forkRanges;
 }
 
 /**
- * fork() a Node process. V8 marks its heap MADV_DONTFORK, so first undo that
- * over the whole address space, or the child returns into unmapped JS code.
+ * fork() a Node process. V8 maps its heap pages MADV_DONTFORK, so first undo
+ * that over the whole address space, or the child returns into unmapped JS
+ * objects. Between the madvise calls and fork() nothing may allocate on the
+ * JS heap: an allocation can start a GC that maps a fresh (DONTFORK) page,
+ * and the child then faults on whatever was moved there. So the functions
+ * and ranges are prepared first and the loop only calls.
  * The child may run only synchronous code and must end in execve or _exit.
  * Uses glibc's fork (it resets malloc's locks in the child).
  */
 export function fork(): number {
   const madvise = fn('int madvise(uintptr_t addr, size_t len, int advice)');
-  for (const [a, b] of doForkRanges()) madvise(a, b - a, C.MADV_DOFORK); // errors expected for holes
-  return check(fn('int fork()')(), 'fork');
+  const forkFn = fn('int fork()');
+  const { starts, lengths } = doForkRanges();
+  const n = starts.length;
+  const advice = C.MADV_DOFORK;
+  for (let i = 0; i < n; i++) madvise(starts[i], lengths[i], advice); // ENOMEM for holes is expected
+  const pid = forkFn() as number;
+  return check(pid, 'fork');
 }
 
 export function _exit(status: number): never {
@@ -162,6 +179,14 @@ export function pidfdSendSignal(pidfd: number, sig: number): void {
     fn('long syscall(long number, ...)')(C.arch.SYS_pidfd_send_signal, 'int', pidfd, 'int', sig, 'void *', null, 'uint', 0),
     'pidfd_send_signal',
   );
+}
+
+/** join a new session keyring named `name` (keyctl(2) has no glibc wrapper); returns its serial */
+export function joinSessionKeyring(name: string): number {
+  const sys = fn('long syscall(long number, ...)');
+  const serial = check(sys(C.arch.SYS_keyctl, 'int', C.KEYCTL_JOIN_SESSION_KEYRING, 'str', name), 'keyctl', name);
+  check(sys(C.arch.SYS_keyctl, 'int', C.KEYCTL_SETPERM, 'int', serial, 'uint', C.KEYRING_PERM), 'keyctl', name);
+  return serial;
 }
 
 /** reset every signal disposition to default and unblock all (ignored signals survive execve) */

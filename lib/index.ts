@@ -47,6 +47,8 @@ export interface CreateOptions {
   pidFile?: string;
   /** MS_MOVE + chroot instead of pivot_root (`--no-pivot`) */
   noPivot?: boolean;
+  /** keep the caller's session keyring instead of a new one (`--no-new-keyring`) */
+  noNewKeyring?: boolean;
   /** pass fds 3..3+N-1 of the stdio below on to the container (`--preserve-fds`) */
   preserveFds?: number;
   /**
@@ -157,7 +159,7 @@ export class Runtime {
   }
 
   private createRequest(id: string, o: CreateOptions): HelperRequest['create'] {
-    return { id, bundle: o.bundle, root: this.root, pidFile: o.pidFile, noPivot: o.noPivot, preserveFds: o.preserveFds };
+    return { id, bundle: o.bundle, root: this.root, pidFile: o.pidFile, noPivot: o.noPivot, noNewKeyring: o.noNewKeyring, preserveFds: o.preserveFds };
   }
 
   /** spawn the forking helper; `reply(i)` resolves with its i-th reply, `reply('last')` with its final one */

@@ -88,3 +88,19 @@ t.test('run exits with the container status', { skip }, async (t) => {
   t.equal(r.stderr, 'err\n');
   t.not(koci(['state', id]).status, 0, 'run removed the container');
 });
+
+t.test('a new session keyring per container, unless --no-new-keyring', { skip }, async (t) => {
+  const koci = kociCli(t);
+  // /proc/keys is in the default maskedPaths (as with runc): unmask it to read it
+  const b = makeBundle(t, ['sh', '-c', 'grep -o "keyring *_ses[^:]*" /proc/keys || true'], (s) => {
+    s.linux!.maskedPaths = s.linux!.maskedPaths!.filter((p) => p !== '/proc/keys');
+  });
+  const id = uniqueId('key');
+  const r = koci(['run', '--bundle', b.dir, id]);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, new RegExp(`keyring +_ses\\.${id}\\b`), 'the container joined _ses.<id>');
+  const id2 = uniqueId('key');
+  const r2 = koci(['run', '--no-new-keyring', '--bundle', b.dir, id2]);
+  t.equal(r2.status, 0, r2.stderr);
+  t.notMatch(r2.stdout, `_ses.${id2}`, 'no keyring of its own with --no-new-keyring');
+});

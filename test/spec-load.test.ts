@@ -94,7 +94,7 @@ t.test('malformed JSON', async (t) => {
 t.test('invalid config carries the validation issues', async (t) => {
   const spec = defaultSpec();
   spec.ociVersion = '2.0.0';
-  spec.mounts![1].destination = 'dev';
+  spec.process!.cwd = 'relative/dir';
   try {
     loadBundle(bundle(t, spec));
     t.fail('should throw');
@@ -102,7 +102,7 @@ t.test('invalid config carries the validation issues', async (t) => {
     t.ok(e instanceof InvalidSpecError);
     const issues = (e as InvalidSpecError).issues;
     t.ok(issues.some((i) => i.pointer === '/ociVersion' && i.rule === 'oci-version'));
-    t.ok(issues.some((i) => i.pointer === '/mounts/1/destination' && i.rule === 'absolute-path'));
+    t.ok(issues.some((i) => i.pointer === '/process/cwd' && i.rule === 'absolute-path'));
     t.match((e as Error).message, /\/ociVersion .*not supported/);
   }
 });

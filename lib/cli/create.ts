@@ -23,6 +23,7 @@ export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFl
     pidFile: typeof o.pidFile === 'string' ? o.pidFile : undefined,
     consoleSocket: typeof o.consoleSocket === 'string' ? o.consoleSocket : undefined,
     noPivot: o.noPivot === true,
+    noNewKeyring: o.noNewKeyring === true,
     preserveFds: preserve,
   });
 }

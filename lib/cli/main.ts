@@ -64,6 +64,15 @@ function ensureSingleThreaded(): void {
   if (process.execArgv.includes('--single-threaded') || process.env.NODE_OPTIONS?.includes('--single-threaded')) return;
   const libc = require('../../bindings/libc') as typeof import('../../bindings/libc');
   const env = Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+  // Node marks stdio close-on-exec (files too, not only pipes): without this the
+  // re-exec'd koci, and so the container, would get /dev/null as stdio.
+  for (let fd = 0; fd <= 2; fd++) {
+    try {
+      libc.fcntl(fd, (require('../../bindings/constants') as typeof import('../../bindings/constants')).F_SETFD, 0);
+    } catch {
+      /* not open */
+    }
+  }
   libc.execve(process.execPath, [process.execPath, '--single-threaded', ...process.execArgv, __filename, ...process.argv.slice(2)], env);
 }
 

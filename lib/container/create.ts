@@ -5,7 +5,7 @@
  * A failure anywhere removes everything made so far: init process, cgroups,
  * exec fifo, state directory.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
@@ -31,6 +31,8 @@ export interface CreateOptions {
   root?: string;
   pidFile?: string;
   noPivot?: boolean;
+  /** keep the caller's session keyring (`--no-new-keyring`) */
+  noNewKeyring?: boolean;
   consoleSocket?: string;
   preserveFds?: number;
   /** fds of the caller that the container must not inherit (the library helper's reply pipe) */
@@ -85,6 +87,9 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     store.write(rec);
     const fifo = store.fifoPath(opts.id);
     libc.mkfifo(fifo, 0o622);
+    // mkfifo obeys the umask (0o600 under 022): the init may run as a uid other
+    // than the runtime's (user namespace, process.user) and must open it for writing
+    chmodSync(fifo, 0o622);
     fifoFd = libc.open(fifo, C.O_PATH | C.O_CLOEXEC);
 
     const leaves = cgroupDirs(config.linux?.cgroupsPath, opts.id);
@@ -96,7 +101,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       if (errors.length) throw errors[0];
     });
 
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])] };
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])] };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
@@ -134,7 +139,8 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     const state: State = store.ociState(rec);
     runHooks('prestart', config.hooks, state);
     runHooks('createRuntime', config.hooks, state);
-    parent.send({ type: 'go', state: { ...state, status: 'created' } });
+    // createContainer hooks run during create: status creating (as runc passes them)
+    parent.send({ type: 'go', state });
 
     expect(parent.recv(), 'created', died, fromWire);
     rec.status = 'created';

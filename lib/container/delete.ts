@@ -31,10 +31,6 @@ export function deleteContainer(store: StateStore, id: string, force = false, wa
     if (errors.length) warn(`removing cgroups of ${id}: ${errors.map((e) => e.message).join('; ')}`);
     return rec;
   });
-  // poststop failures are warnings (runtime-spec: the lifecycle continues)
-  try {
-    runHooks('poststop', rec.config.hooks, { ...store.ociState(rec), status: 'stopped' });
-  } catch (e) {
-    warn((e as Error).message);
-  }
+  // poststop failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
+  runHooks('poststop', rec.config.hooks, { ...store.ociState(rec), status: 'stopped' }, warn);
 }

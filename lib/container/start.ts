@@ -43,11 +43,7 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
     store.write(rec);
     return rec;
   });
-  // poststart failures are warnings (runtime-spec: the lifecycle continues)
-  try {
-    runHooks('poststart', rec.config.hooks, store.ociState(rec));
-  } catch (e) {
-    warn((e as Error).message);
-  }
+  // poststart failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
+  runHooks('poststart', rec.config.hooks, store.ociState(rec), warn);
   return rec;
 }

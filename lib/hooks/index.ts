@@ -25,10 +25,21 @@ function trimOutput(out: string): string {
   return s ? `: ${s.length > 500 ? s.slice(-500) : s}` : '';
 }
 
-/** run the hooks of one kind in the runtime's namespaces, in order; the first failure throws */
-export function runHooks(kind: HookKind, hooks: Hooks | undefined, state: State): void {
+/**
+ * run the hooks of one kind in the runtime's namespaces, in order; the first
+ * failure throws, unless `warn` is given: then each failure is reported and
+ * the remaining hooks still run (runtime-spec, poststart and poststop)
+ */
+export function runHooks(kind: HookKind, hooks: Hooks | undefined, state: State, warn?: (message: string) => void): void {
   const json = JSON.stringify(state);
-  for (const h of hooks?.[kind] ?? []) runHook(kind, h, json);
+  for (const h of hooks?.[kind] ?? []) {
+    try {
+      runHook(kind, h, json);
+    } catch (e) {
+      if (!warn) throw e;
+      warn((e as Error).message);
+    }
+  }
 }
 
 function runHook(kind: HookKind, h: Hook, stateJson: string): void {

@@ -5,14 +5,16 @@
  * exec.fifo for `start`, and execs the user's program.
  * Synchronous code only; ends in execve or _exit.
  */
+import { existsSync, mkdirSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { fromWire, toWire } from '../errors';
+import { fromWire, SyscallError, toWire } from '../errors';
 import { runHooksInChild } from '../hooks';
 import { mount } from '../rootfs/mount';
-import { readOwnCgroups, mountEntry, type MountContext } from '../rootfs/mounts';
+import { containerDestination, readOwnCgroups, mountEntry, type MountContext } from '../rootfs/mounts';
 import { createDevices, createDevSymlinks } from '../rootfs/devices';
 import { PROPAGATION, parseMountOptions } from '../rootfs/options';
+import { maskPaths, readonlyPaths } from '../rootfs/masks';
 import { moveRoot, pivotRoot, remountRootReadonly } from '../rootfs/pivot';
 import type { State } from '../spec/types';
 import type { Channel } from './channel';
@@ -21,6 +23,15 @@ import { lookPath, prepareFds } from './exec';
 import type { InitPlan } from './plan';
 import { expect } from './protocol';
 import { attributeStep } from './step';
+
+/** like runc: a kernel without keyrings (ENOSYS) is no reason to fail */
+function joinKeyring(name: string): void {
+  try {
+    libc.joinSessionKeyring(name);
+  } catch (e) {
+    if (!(SyscallError.is(e) && e.code === 'ENOSYS')) throw e;
+  }
+}
 
 const eof = () => new Error('runtime went away');
 
@@ -35,13 +46,16 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     const proc = config.process!;
     expect(chan.recv(), 'go', eof, fromWire); // the runtime has recorded our PID and placed us in our cgroup
     run('setsid', () => libc.setsid());
+    // a session keyring of its own, so the container cannot read the host session's keys
+    if (!plan.noNewKeyring) run('join session keyring', () => joinKeyring(`_ses.${plan.id}`));
     const cgroupPaths = readOwnCgroups();
     if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
     run('oomScoreAdj', () => applyOomScoreAdj(proc.oomScoreAdj));
     // the host's /proc/self/fd, to reopen exec.fifo after pivot_root without relying on the container's /proc
     const procFd = run('open /proc/self/fd', () => libc.open('/proc/self/fd', C.O_PATH | C.arch.O_DIRECTORY | C.O_CLOEXEC));
 
-    const mounts = config.mounts ?? [];
+    // destinations made absolute and clean, so the /dev and /dev/pts checks below see "dev/pts/" too
+    const mounts = (config.mounts ?? []).map((m) => ({ ...m, destination: containerDestination(m.destination) }));
     run('rootfs propagation', () => {
       const p = config.linux?.rootfsPropagation;
       mount(null, '/', null, p ? PROPAGATION[p] ?? C.MS_SLAVE | C.MS_REC : C.MS_SLAVE | C.MS_REC, null);
@@ -60,7 +74,11 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('createContainer hooks', () => runHooksInChild('createContainer', config.hooks, state));
 
     run(plan.noPivot ? 'move root' : 'pivot_root', () => (plan.noPivot ? moveRoot(plan.rootfs) : pivotRoot(plan.rootfs)));
+    // like runc: a missing cwd is created (inside the new root, before it turns read-only)
+    run('create cwd', () => existsSync(proc.cwd) || mkdirSync(proc.cwd, { recursive: true, mode: 0o755 }));
     if (config.root?.readonly) run('readonly root', remountRootReadonly);
+    run('readonlyPaths', () => readonlyPaths(config.linux?.readonlyPaths ?? []));
+    run('maskedPaths', () => maskPaths(config.linux?.maskedPaths ?? []));
     if (config.hostname !== undefined) run('sethostname', () => libc.sethostname(config.hostname!));
     if (config.domainname !== undefined) run('setdomainname', () => libc.setdomainname(config.domainname!));
     run('rlimits', () => applyRlimits(proc.rlimits));
@@ -68,7 +86,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     // setgroups is denied in a user namespace only when the runtime wrote "deny"; koci never does
     run('switch user', () => switchUser(proc, true));
     run('noNewPrivileges', () => applyNoNewPrivileges(proc));
-    run(`chdir ${proc.cwd}`, () => libc.chdir(proc.cwd));
+    run('cwd', () => libc.chdir(proc.cwd)); // the syscall error names the path
     const env = proc.env ?? [];
     const args = proc.args ?? [];
     const exe = run('find executable', () => lookPath(args[0], env));
@@ -81,7 +99,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       libc.close(procFd);
       libc.close(plan.fifoFd);
     });
-    run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...state, status: 'running' }));
+    run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...state, status: 'created' })); // before the process runs: created (as runc)
     run('prepare fds', () => prepareFds(plan.preserveFds));
     libc.resetSignals();
     step = `exec ${exe}`;

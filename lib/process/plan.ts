@@ -9,6 +9,8 @@ export interface InitPlan {
   config: Spec;
   ns: NamespacePlan;
   noPivot: boolean;
+  /** keep the caller's session keyring instead of joining a new one (`--no-new-keyring`) */
+  noNewKeyring: boolean;
   /** O_PATH fd of exec.fifo, opened by the runtime; the init reopens it for writing */
   fifoFd: number;
   /** fds 3 .. 3+preserveFds-1 pass to the container process */

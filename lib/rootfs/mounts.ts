@@ -1,6 +1,6 @@
 /** The `mounts` of config.json, mounted under the rootfs before pivot_root. */
 import { lstatSync, readFileSync, statSync } from 'node:fs';
-import { basename, isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, posix, resolve } from 'node:path';
 import * as C from '../../bindings/constants';
 import { SetupError, SyscallError } from '../errors';
 import type { Mount } from '../spec/types';
@@ -16,8 +16,18 @@ export interface MountContext {
   newCgroupNs: boolean;
 }
 
+/**
+ * A destination as an absolute, clean container path: a relative one is read
+ * as relative to "/" (runtime-spec 1.2+, runc), "/dev/" is "/dev".
+ */
+export function containerDestination(dest: string): string {
+  const p = posix.normalize('/' + dest);
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
 /** mount one config entry; the caller attributes errors to the entry */
-export function mountEntry(m: Mount, ctx: MountContext): void {
+export function mountEntry(entry: Mount, ctx: MountContext): void {
+  const m = { ...entry, destination: containerDestination(entry.destination) };
   const opts = parseMountOptions(m.options);
   const type = m.type ?? '';
   if (opts.bind || type === 'bind') return bindMount(m, opts, ctx);
