@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as libc from '../../bindings/libc';
+import { SetupError } from '../errors';
 
 export interface Hierarchy {
   mountpoint: string;
@@ -53,20 +54,37 @@ export function cgroupDirs(cgroupsPath: string | undefined, id: string): string[
 
 /** create the directories; returns every directory made, outermost first, for removal */
 export function createCgroups(dirs: string[]): string[] {
-  const made: string[] = [];
+  // like runc: never share a cgroup with running processes (another container's, say)
   for (const dir of dirs) {
-    const missing: string[] = [];
-    for (let d = dir; !existsSync(d); d = join(d, '..')) missing.unshift(d);
-    for (const d of missing) {
-      mkdirSync(d);
-      made.push(d);
-      // a new v1 cpuset is empty and refuses tasks until it inherits cpus and mems
-      if (existsSync(join(d, 'cpuset.cpus'))) {
-        for (const f of ['cpuset.cpus', 'cpuset.mems']) {
-          if (!readFileSync(join(d, f), 'utf8').trim()) writeFileSync(join(d, f), readFileSync(join(d, '..', f)));
+    const busy = existsSync(dir) ? cgroupPids([dir]) : [];
+    if (busy.length) throw new SetupError('cgroup', `${dir} is in use by pid ${busy.slice(0, 3).join(', ')}; choose another linux.cgroupsPath or container ID`, dir);
+  }
+  const made: string[] = [];
+  try {
+    for (const dir of dirs) {
+      const missing: string[] = [];
+      for (let d = dir; !existsSync(d); d = join(d, '..')) missing.unshift(d);
+      for (const d of missing) {
+        mkdirSync(d);
+        made.push(d);
+        // a new v1 cpuset is empty and refuses tasks until it inherits cpus and mems
+        if (existsSync(join(d, 'cpuset.cpus'))) {
+          for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+            if (!readFileSync(join(d, f), 'utf8').trim()) writeFileSync(join(d, f), readFileSync(join(d, '..', f)));
+          }
         }
       }
     }
+  } catch (e) {
+    // the caller only learns of what was made on success: undo it here
+    for (const d of made.reverse()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        /* best effort: the error that matters is e */
+      }
+    }
+    throw e;
   }
   return made;
 }
