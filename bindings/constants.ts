@@ -13,6 +13,7 @@ interface ArchTable {
   SYS_clone3: number;
   SYS_close_range: number;
   SYS_keyctl: number;
+  SYS_pidfd_getfd: number;
   O_DIRECTORY: number;
   O_NOFOLLOW: number;
   /** highest user-space address + 1 (for madvise over the whole address space) */
@@ -27,6 +28,7 @@ const x64: ArchTable = {
   SYS_clone3: 435,
   SYS_close_range: 436,
   SYS_keyctl: 250,
+  SYS_pidfd_getfd: 438,
   O_DIRECTORY: 0o200000,
   O_NOFOLLOW: 0o400000,
   USER_ADDR_END: 0x7ffffffff000n,
@@ -40,6 +42,7 @@ const arm64: ArchTable = {
   SYS_clone3: 435,
   SYS_close_range: 436,
   SYS_keyctl: 219,
+  SYS_pidfd_getfd: 438,
   O_DIRECTORY: 0o40000,
   O_NOFOLLOW: 0o100000,
   USER_ADDR_END: 0x1000000000000n,

@@ -189,6 +189,11 @@ export function joinSessionKeyring(name: string): number {
   return serial;
 }
 
+/** a copy of another process's fd `targetFd` (Linux 5.6+), close-on-exec */
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return check(fn('long syscall(long number, ...)')(C.arch.SYS_pidfd_getfd, 'int', pidfd, 'int', targetFd, 'uint', 0), 'pidfd_getfd', String(targetFd));
+}
+
 /** reset every signal disposition to default and unblock all (ignored signals survive execve) */
 export function resetSignals(): void {
   const signal = fn('intptr_t signal(int sig, intptr_t handler)');

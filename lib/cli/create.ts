@@ -13,7 +13,7 @@ export const createOptions = {
 
 export type CreateFlags = Record<keyof typeof createOptions, string | boolean | undefined>;
 
-export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFlags>) {
+export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFlags>, onConsole?: (masterFd: number) => void) {
   const preserve = o.preserveFds === undefined ? 0 : Number(o.preserveFds);
   if (!Number.isInteger(preserve) || preserve < 0) throw new UsageError(`--preserve-fds must be a non-negative integer`);
   return createContainer({
@@ -24,6 +24,7 @@ export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFl
     consoleSocket: typeof o.consoleSocket === 'string' ? o.consoleSocket : undefined,
     noPivot: o.noPivot === true,
     noNewKeyring: o.noNewKeyring === true,
+    onConsole,
     preserveFds: preserve,
   });
 }

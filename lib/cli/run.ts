@@ -3,6 +3,7 @@ import * as libc from '../../bindings/libc';
 import { deleteContainer } from '../container/delete';
 import { signalInit } from '../container/kill';
 import { startContainer } from '../container/start';
+import { relayConsole } from '../process/console';
 import { parseArgs } from './args';
 import { type CliContext, positional } from './context';
 import { createFromFlags, createOptions } from './create';
@@ -19,11 +20,15 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   );
   const [id] = positional(rest, ['container-id']);
   const store = ctx.store();
-  const rec = createFromFlags(ctx, id, options);
+  // a terminal (process.terminal) in the foreground: relay it to ours, as runc does
+  let master: number | undefined;
+  const rec = createFromFlags(ctx, id, options, options.detach ? undefined : (fd) => (master = fd));
+  const stopRelay = master === undefined ? undefined : relayConsole(master);
   try {
     startContainer(store, id, (m) => ctx.log.warn(m));
   } catch (e) {
     deleteContainer(store, id, true, (m) => ctx.log.warn(m));
+    await stopRelay?.();
     throw e;
   }
   if (options.detach) return 0;
@@ -39,6 +44,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   // create made us the subreaper, so the init is our child now that stage 1 has exited
   const w = await libc.waitpidAsync(rec.pid!);
   for (const s of FORWARDED) process.off(s, forward);
+  await stopRelay?.();
   if (options.keep !== true) deleteContainer(store, id, true, (m) => ctx.log.warn(m));
   return w.exitCode ?? 128 + (w.signal ?? 0);
 }

@@ -16,6 +16,7 @@ import { planNamespaces, writeIdMaps } from '../namespaces';
 import { Channel } from '../process/channel';
 import type { InitPlan } from '../process/plan';
 import { expect, type Message } from '../process/protocol';
+import { takeMaster } from '../process/console';
 import { runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
 import { loadBundle } from '../spec/load';
@@ -35,6 +36,11 @@ export interface CreateOptions {
   noNewKeyring?: boolean;
   consoleSocket?: string;
   preserveFds?: number;
+  /**
+   * process.terminal without a console socket: receives the runtime's copy of
+   * the pty master (`koci run` relays it); without it such a config is refused
+   */
+  onConsole?: (masterFd: number) => void;
   /** fds of the caller that the container must not inherit (the library helper's reply pipe) */
   closeFds?: number[];
 }
@@ -60,8 +66,9 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   const { bundle, config, rootfs } = loadBundle(opts.bundle);
   const ns = planNamespaces(config);
   if (!ns.has.has('mount')) throw new UnsupportedError('koci needs a mount namespace (add {"type": "mount"} to linux.namespaces)');
-  if (config.process?.terminal && !opts.consoleSocket) {
-    throw new UnsupportedError('process.terminal is true but no --console-socket was given (koci does not allocate terminals yet; set "terminal": false)');
+  if (config.process?.terminal && !opts.consoleSocket && !opts.onConsole) {
+    // as runc: a detached container's terminal must go somewhere
+    throw new UnsupportedError('process.terminal is true: create (or run --detach) needs --console-socket; use `koci run` in the foreground, or set "terminal": false');
   }
   if (opts.consoleSocket) throw new UnsupportedError('--console-socket: terminals are not supported yet');
 
@@ -142,7 +149,17 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     // createContainer hooks run during create: status creating (as runc passes them)
     parent.send({ type: 'go', state });
 
-    expect(parent.recv(), 'created', died, fromWire);
+    let next = parent.recv();
+    if (next?.type === 'console') {
+      const master = takeMaster(initPid, next.fd);
+      cleanups.push(() => libc.close(master));
+      parent.send({ type: 'go' });
+      next = parent.recv();
+      expect(next, 'created', died, fromWire);
+      cleanups.pop();
+      opts.onConsole!(master);
+    }
+    expect(next, 'created', died, fromWire);
     rec.status = 'created';
     store.write(rec);
     if (opts.pidFile) writeFileAtomic(opts.pidFile, String(initPid));

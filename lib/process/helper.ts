@@ -14,6 +14,7 @@ import { createContainer, type CreateOptions } from '../container/create';
 import { deleteContainer } from '../container/delete';
 import { startContainer } from '../container/start';
 import { toWire } from '../errors';
+import { relayConsole } from './console';
 import { StateStore } from '../state/store';
 
 export interface HelperRequest {
@@ -39,7 +40,11 @@ async function serve(req: HelperRequest): Promise<void> {
   const warnings: string[] = [];
   const warn = (m: string) => warnings.push(m);
   // the container's processes must not hold the reply pipe (the library reads it to EOF)
-  const rec = createContainer({ ...req.create, closeFds: [req.replyFd] });
+  let master: number | undefined;
+  const onConsole = req.op === 'run' ? (fd: number) => (master = fd) : undefined;
+  const rec = createContainer({ ...req.create, closeFds: [req.replyFd], onConsole });
+  // process.terminal: the container's terminal is relayed to this helper's stdio
+  const stopRelay = master === undefined ? undefined : relayConsole(master);
   if (req.op === 'create') {
     reply({ created: store.ociState(rec) });
     return;
@@ -48,11 +53,13 @@ async function serve(req: HelperRequest): Promise<void> {
     startContainer(store, rec.id, warn);
   } catch (e) {
     deleteContainer(store, rec.id, true, warn);
+    await stopRelay?.();
     throw e;
   }
   reply({ created: store.ociState(store.read(rec.id)), warnings });
   // create made this helper the subreaper, so the init is its child once stage 1 has exited
   const w = await libc.waitpidAsync(rec.pid!);
+  await stopRelay?.();
   if (!req.keep) deleteContainer(store, rec.id, true, warn);
   reply({ exited: { exitCode: w.exitCode ?? null, signal: w.signal ?? null }, warnings });
 }

@@ -19,6 +19,7 @@ import { moveRoot, pivotRoot, remountRootReadonly } from '../rootfs/pivot';
 import type { State } from '../spec/types';
 import type { Channel } from './channel';
 import { applyNoNewPrivileges, applyOomScoreAdj, applyRlimits, applyUmask, switchUser } from './credentials';
+import { attachPty, openPty } from './console';
 import { lookPath, prepareFds } from './exec';
 import type { InitPlan } from './plan';
 import { expect } from './protocol';
@@ -79,6 +80,14 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     if (config.root?.readonly) run('readonly root', remountRootReadonly);
     run('readonlyPaths', () => readonlyPaths(config.linux?.readonlyPaths ?? []));
     run('maskedPaths', () => maskPaths(config.linux?.maskedPaths ?? []));
+    let ptySlave = -1;
+    if (proc.terminal) {
+      const pty = run('open terminal', () => openPty(proc.user.uid, proc.user.gid, proc.consoleSize));
+      chan.send({ type: 'console', fd: pty.master });
+      expect(chan.recv(), 'go', eof, fromWire); // the runtime has its copy of the master
+      libc.close(pty.master);
+      ptySlave = pty.slave;
+    }
     if (config.hostname !== undefined) run('sethostname', () => libc.sethostname(config.hostname!));
     if (config.domainname !== undefined) run('setdomainname', () => libc.setdomainname(config.domainname!));
     run('rlimits', () => applyRlimits(proc.rlimits));
@@ -100,6 +109,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       libc.close(plan.fifoFd);
     });
     run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...state, status: 'created' })); // before the process runs: created (as runc)
+    if (ptySlave >= 0) run('attach terminal', () => attachPty(ptySlave));
     run('prepare fds', () => prepareFds(plan.preserveFds));
     libc.resetSignals();
     step = `exec ${exe}`;

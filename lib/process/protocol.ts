@@ -18,7 +18,10 @@
  *      |  prestart, createRuntime hooks                           |
  *      |  go {state} -------------------------------------------> |
  *      |                                                          | createContainer hooks,
- *      |                                                          | pivot_root, uts, rlimits, user
+ *      |                                                          | pivot_root, masks, pty
+ *      |  <------------- console {fd}  (process.terminal only)    |
+ *      |  pidfd_getfd: copy the master                            |
+ *      |  go ---------------------------------------------------> | close master; uts, rlimits, user
  *      |  <--------------------------------------------- created  |
  *      |  state: created, exit                                    | block on exec.fifo (start)
  *                                                                 | startContainer hooks, execve
@@ -34,6 +37,7 @@ export type Message =
   | { type: 'init-pid'; pid: number }
   | { type: 'go'; state?: State }
   | { type: 'hooks' }
+  | { type: 'console'; fd: number }
   | { type: 'created' }
   | { type: 'error'; error: WireError };
 
