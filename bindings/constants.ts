@@ -128,6 +128,7 @@ export const RESOLVE_IN_ROOT = 0x10;
 // fcntl
 export const F_GETFD = 1;
 export const F_SETFD = 2;
+export const F_DUPFD_CLOEXEC = 1030;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
@@ -152,6 +153,11 @@ export const PR_CAPBSET_DROP = 24;
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_SET_NO_NEW_PRIVS = 38;
 export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_RAISE = 2;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+export const PR_CAPBSET_READ = 23;
+/** capset(2) header version for 64-bit capability sets */
+export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 
 // madvise
 export const MADV_DOFORK = 11;

@@ -189,6 +189,18 @@ export function joinSessionKeyring(name: string): number {
   return serial;
 }
 
+/** set this thread's effective, permitted and inheritable sets (64-bit masks) */
+export function capset(effective: bigint, permitted: bigint, inheritable: bigint): void {
+  const header = Buffer.alloc(8);
+  header.writeUInt32LE(C.LINUX_CAPABILITY_VERSION_3, 0); // pid 0: this thread
+  const data = Buffer.alloc(24); // two {effective, permitted, inheritable} u32 triplets: low, then high 32 bits
+  const sets = [effective, permitted, inheritable];
+  for (let half = 0; half < 2; half++) {
+    for (let i = 0; i < 3; i++) data.writeUInt32LE(Number((sets[i] >> BigInt(32 * half)) & 0xffffffffn), half * 12 + i * 4);
+  }
+  check(fn('int capset(uint8_t *hdr, uint8_t *data)')(header, data), 'capset');
+}
+
 /** a copy of another process's fd `targetFd` (Linux 5.6+), close-on-exec */
 export function pidfdGetfd(pidfd: number, targetFd: number): number {
   return check(fn('long syscall(long number, ...)')(C.arch.SYS_pidfd_getfd, 'int', pidfd, 'int', targetFd, 'uint', 0), 'pidfd_getfd', String(targetFd));

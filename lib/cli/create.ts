@@ -25,6 +25,7 @@ export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFl
     noPivot: o.noPivot === true,
     noNewKeyring: o.noNewKeyring === true,
     onConsole,
+    warn: (m) => ctx.log.warn(m),
     preserveFds: preserve,
   });
 }

@@ -17,6 +17,8 @@ import { Channel } from '../process/channel';
 import type { InitPlan } from '../process/plan';
 import { expect, type Message } from '../process/protocol';
 import { takeMaster } from '../process/console';
+import { planCapabilities } from '../security/capabilities';
+import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
 import { loadBundle } from '../spec/load';
@@ -41,6 +43,8 @@ export interface CreateOptions {
    * the pty master (`koci run` relays it); without it such a config is refused
    */
   onConsole?: (masterFd: number) => void;
+  /** receives non-fatal warnings (capabilities this kernel lacks) */
+  warn?: (message: string) => void;
   /** fds of the caller that the container must not inherit (the library helper's reply pipe) */
   closeFds?: number[];
 }
@@ -72,8 +76,18 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   }
   if (opts.consoleSocket) throw new UnsupportedError('--console-socket: terminals are not supported yet');
 
+  const unknownCaps = config.process?.capabilities ? planCapabilities(config.process.capabilities).unknownToKernel : [];
+  // as runc: a name this kernel does not know yet is skipped, not fatal
+  if (unknownCaps.length) opts.warn?.(`capabilities unknown to this kernel, skipped: ${unknownCaps.join(', ')}`);
+  // built now, so a bad profile (or no libseccomp) is refused before anything exists; the init inherits it
+  const seccomp = prepareSeccomp(config.linux?.seccomp);
   const store = new StateStore(opts.root);
-  store.createDir(opts.id);
+  try {
+    store.createDir(opts.id);
+  } catch (e) {
+    releaseSeccomp(seccomp);
+    throw e;
+  }
   const cleanups: Array<() => void> = [() => store.remove(opts.id)];
   const lock = store.tryLock(opts.id);
   let stage1 = 0;
@@ -108,7 +122,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       if (errors.length) throw errors[0];
     });
 
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])] };
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
@@ -182,5 +196,6 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     parent?.close();
     if (fifoFd >= 0) libc.close(fifoFd);
     if (lock !== null) store.unlock(lock);
+    releaseSeccomp(seccomp);
   }
 }

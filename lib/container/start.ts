@@ -1,7 +1,12 @@
-/** start: release a created container's init (it is blocked opening exec.fifo) and run poststart hooks. */
+/**
+ * start: release a created container's init (it is blocked opening
+ * exec.fifo), wait until it has exec'd the user's process (EOF on the fifo:
+ * its end is close-on-exec), then run poststart hooks. A startContainer hook
+ * or exec that fails is reported back on the fifo and fails start.
+ */
 import { closeSync, openSync, readSync, unlinkSync } from 'node:fs';
 import * as C from '../../bindings/constants';
-import { IncorrectStatusError, SetupError } from '../errors';
+import { fromWire, IncorrectStatusError, SetupError, type WireError } from '../errors';
 import { runHooks } from '../hooks';
 import { isAlive } from '../state/liveness';
 import { type ContainerRecord, StateStore, withLockSync } from '../state/store';
@@ -20,30 +25,49 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
     const fifo = store.fifoPath(id);
     // non-blocking, so a dead init can never hang start: poll the fifo and the init's liveness
     const fd = openSync(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
+    let report = '';
     try {
-      const b = Buffer.alloc(1);
+      const b = Buffer.alloc(4096);
+      let released = false;
       for (let wait = 0; ; ) {
-        let n = 0;
+        let n = -1;
         try {
-          n = readSync(fd, b, 0, 1, null);
+          n = readSync(fd, b, 0, b.length, null);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
         }
-        if (n === 1) break;
-        // nothing yet (or no writer connected yet): give up only if the init is gone
-        if (!isAlive(rec.pid!, rec.initStartTime)) throw new SetupError('start', `container init (pid ${rec.pid}) exited before it could be started`);
-        Atomics.wait(sleeper, 0, 0, wait);
-        wait = Math.min(wait + 1, 10);
+        if (n > 0) {
+          // the init's '0' (it is released), then only an error report, if any
+          const data = b.toString('utf8', 0, n);
+          report += released ? data : data.slice(1);
+          released = true;
+        } else if (n === 0 && released) {
+          break; // EOF: the init has exec'd the process, or died after reporting
+        } else if (!released && !isAlive(rec.pid!, rec.initStartTime)) {
+          throw new SetupError('start', `container init (pid ${rec.pid}) exited before it could be started`);
+        }
+        if (n <= 0) {
+          Atomics.wait(sleeper, 0, 0, wait);
+          wait = Math.min(wait + 1, 10);
+        }
       }
     } finally {
       closeSync(fd);
     }
     unlinkSync(fifo);
+    if (report) {
+      // a startContainer hook or the exec failed: the init is gone, the container stopped
+      rec.status = 'stopped';
+      store.write(rec);
+      throw fromWire(JSON.parse(report) as WireError);
+    }
     rec.status = 'running';
     store.write(rec);
     return rec;
   });
   // poststart failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
-  runHooks('poststart', rec.config.hooks, store.ociState(rec), warn);
+  // the state as of the exec: running with its pid, even if the process has already exited
+  const state = { ...store.ociState(rec), status: 'running' as const, pid: rec.pid };
+  runHooks('poststart', rec.config.hooks, state, warn);
   return rec;
 }

@@ -42,7 +42,7 @@ async function serve(req: HelperRequest): Promise<void> {
   // the container's processes must not hold the reply pipe (the library reads it to EOF)
   let master: number | undefined;
   const onConsole = req.op === 'run' ? (fd: number) => (master = fd) : undefined;
-  const rec = createContainer({ ...req.create, closeFds: [req.replyFd], onConsole });
+  const rec = createContainer({ ...req.create, closeFds: [req.replyFd], onConsole, warn });
   // process.terminal: the container's terminal is relayed to this helper's stdio
   const stopRelay = master === undefined ? undefined : relayConsole(master);
   if (req.op === 'create') {
@@ -56,7 +56,8 @@ async function serve(req: HelperRequest): Promise<void> {
     await stopRelay?.();
     throw e;
   }
-  reply({ created: store.ociState(store.read(rec.id)), warnings });
+  // the state as of the exec: running with its pid, even if the process has already exited
+  reply({ created: { ...store.ociState(rec), status: 'running', pid: rec.pid }, warnings });
   // create made this helper the subreaper, so the init is its child once stage 1 has exited
   const w = await libc.waitpidAsync(rec.pid!);
   await stopRelay?.();

@@ -19,6 +19,9 @@ import { moveRoot, pivotRoot, remountRootReadonly } from '../rootfs/pivot';
 import type { State } from '../spec/types';
 import type { Channel } from './channel';
 import { applyNoNewPrivileges, applyOomScoreAdj, applyRlimits, applyUmask, switchUser } from './credentials';
+import { applyCapabilities, dropBounding, planCapabilities } from '../security/capabilities';
+import { applySysctl } from '../security/sysctl';
+import { loadSeccomp } from '../security/seccomp';
 import { attachPty, openPty } from './console';
 import { lookPath, prepareFds } from './exec';
 import type { InitPlan } from './plan';
@@ -38,6 +41,7 @@ const eof = () => new Error('runtime went away');
 
 export function runInit(plan: InitPlan, chan: Channel): never {
   let step = 'init';
+  let startFd = -1;
   const run = <T>(name: string, fn: () => T): T => {
     step = name;
     return fn();
@@ -62,7 +66,9 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       mount(null, '/', null, p ? PROPAGATION[p] ?? C.MS_SLAVE | C.MS_REC : C.MS_SLAVE | C.MS_REC, null);
     });
     run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
-    const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths, newCgroupNs: plan.ns.newCgroup };
+    const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths, newCgroupNs: plan.ns.has.has('cgroup') };
+    // (a joined cgroup namespace, like a new one, needs a fresh cgroupfs mount: the
+    // host's hierarchy paths mean nothing relative to that namespace's root)
     for (const m of mounts) run(`mount ${m.destination}`, () => mountEntry(m, ctx));
     const devBound = mounts.some((m) => m.destination === '/dev' && (m.type === 'bind' || parseMountOptions(m.options).bind));
     if (!devBound) {
@@ -78,6 +84,8 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     // like runc: a missing cwd is created (inside the new root, before it turns read-only)
     run('create cwd', () => existsSync(proc.cwd) || mkdirSync(proc.cwd, { recursive: true, mode: 0o755 }));
     if (config.root?.readonly) run('readonly root', remountRootReadonly);
+    // before readonlyPaths: /proc/sys is usually one of them
+    run('sysctl', () => applySysctl(config.linux?.sysctl ?? {}));
     run('readonlyPaths', () => readonlyPaths(config.linux?.readonlyPaths ?? []));
     run('maskedPaths', () => maskPaths(config.linux?.maskedPaths ?? []));
     let ptySlave = -1;
@@ -92,8 +100,15 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     if (config.domainname !== undefined) run('setdomainname', () => libc.setdomainname(config.domainname!));
     run('rlimits', () => applyRlimits(proc.rlimits));
     run('umask', () => applyUmask(proc));
+    // no capabilities object: the process keeps the init's (as runc)
+    const caps = proc.capabilities ? planCapabilities(proc.capabilities) : undefined;
+    // without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps go (as runc)
+    const seccompEarly = plan.seccomp !== undefined && !proc.noNewPrivileges;
+    if (seccompEarly) run('seccomp', () => loadSeccomp(plan.seccomp!, state));
+    if (caps) run('capabilities: bounding set', () => dropBounding(caps));
     // setgroups is denied in a user namespace only when the runtime wrote "deny"; koci never does
     run('switch user', () => switchUser(proc, true));
+    if (caps) run('capabilities', () => applyCapabilities(caps));
     run('noNewPrivileges', () => applyNoNewPrivileges(proc));
     run('cwd', () => libc.chdir(proc.cwd)); // the syscall error names the path
     const env = proc.env ?? [];
@@ -104,7 +119,10 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('wait for start', () => {
       const fd = libc.openat(procFd, String(plan.fifoFd), C.O_WRONLY | C.O_CLOEXEC); // blocks until `start` opens it
       libc.write(fd, Buffer.from('0'));
-      libc.close(fd);
+      // kept open, close-on-exec and above the fds that pass: `start` reads until
+      // EOF, which comes with execve (or with an error report, if we fail first)
+      startFd = fd > 2 + plan.preserveFds ? fd : libc.fcntl(fd, C.F_DUPFD_CLOEXEC, 3 + plan.preserveFds);
+      if (startFd !== fd) libc.close(fd);
       libc.close(procFd);
       libc.close(plan.fifoFd);
     });
@@ -112,11 +130,15 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     if (ptySlave >= 0) run('attach terminal', () => attachPty(ptySlave));
     run('prepare fds', () => prepareFds(plan.preserveFds));
     libc.resetSignals();
+    if (plan.seccomp && !seccompEarly) run('seccomp', () => loadSeccomp(plan.seccomp!, state)); // last: execve is the first filtered call
     step = `exec ${exe}`;
     libc.execve(exe, args, env);
   } catch (e) {
+    const error = toWire(attributeStep(e, step));
     try {
-      chan.send({ type: 'error', error: toWire(attributeStep(e, step)) });
+      // after start: `start` is the one listening, on exec.fifo; before: create, on the channel
+      if (startFd >= 0) libc.write(startFd, Buffer.from(JSON.stringify(error)));
+      else chan.send({ type: 'error', error });
     } finally {
       libc._exit(1);
     }

@@ -1,6 +1,7 @@
 /** Everything the forked children need, computed by the runtime before it forks (a pure conversion of the spec). */
 import type { NamespacePlan } from '../namespaces';
 import type { Spec } from '../spec/types';
+import type { SeccompFilter } from '../security/seccomp';
 
 export interface InitPlan {
   id: string;
@@ -17,4 +18,6 @@ export interface InitPlan {
   preserveFds: number;
   /** the runtime's own fds that must not stay open in the children (the state lock: flock follows the open file) */
   runtimeFds: number[];
+  /** linux.seccomp built by the runtime (libseccomp context inherited through fork); the init only loads it */
+  seccomp?: SeccompFilter;
 }

@@ -5,6 +5,7 @@
  * already passed the schemas, so shapes and types can be trusted here.
  */
 import type { ValidationIssue } from '../errors';
+import { capabilityIssues } from '../security/capability-names';
 import type { Hook, LinuxNamespace, LinuxNamespaceType, Spec } from './types';
 
 /** ociVersion range koci understands: 1.0.0 up to (not including) 1.4.0 */
@@ -180,6 +181,7 @@ export function semanticIssues(spec: Spec): ValidationIssue[] {
   // containerDestination in rootfs/mounts.ts.
 
   processIssues(spec, out);
+  out.push(...capabilityIssues(spec.process?.capabilities));
   hookIssues(spec, out);
 
   const ns = namespaceIssues(spec, out);

@@ -1,0 +1,30 @@
+/** Every case, in the order they run. */
+import { cgroups } from './cgroups';
+import { filesystem } from './filesystem';
+import { invalid } from './invalid';
+import { hooks, lifecycle } from './lifecycle';
+import { namespaces } from './namespaces';
+import { processCases, security } from './process';
+import type { Case } from './types';
+
+export type { Case } from './types';
+
+const NOTES: Record<string, string> = {
+  'hooks: every kind runs, in lifecycle order':
+    'runc 1.1.5 runs poststart hooks during create; runtime-spec config.md: poststart hooks MUST be called after the user-specified process is executed (crun follows it)',
+  'hooks: stdin carries the container state; args and env are passed':
+    'crun 1.8.1 gives startContainer hooks bundle "/"; runtime-spec runtime.md: bundle is the absolute path to the bundle directory (runc follows it). The pid of hooks run in the container namespace is not checked: runc reports 1, crun 0',
+  'domainname: set in the new uts namespace': 'runc 1.1.5 ignores domainname (config.md: domainname sets the container\'s domainname; crun follows it)',
+  'mounts: propagation rprivate and rshared': 'crun 1.8.1 ignores rshared on a bind mount; config.md mount options include propagation flags (runc follows it)',
+  'invalid config: ociVersion missing': 'runc 1.1.5 does not check ociVersion; config.md: ociVersion is REQUIRED (crun follows it)',
+  'invalid config: ociVersion not SemVer': 'runc 1.1.5 does not check ociVersion; config.md: ociVersion MUST be in SemVer v2.0.0 format (crun follows it)',
+  'invalid config: process.args missing': 'crun 1.8.1 accepts it; config.md: args is REQUIRED when process is set (runc follows it)',
+  'invalid config: process.cwd relative': 'crun 1.8.1 accepts it; config.md: cwd MUST be an absolute path (runc follows it)',
+  'invalid config: hostname of the wrong type': 'crun 1.8.1 ignores the wrongly typed field; the schema says string (runc follows it)',
+  'invalid config: process.user.uid of the wrong type': 'crun 1.8.1 ignores the wrongly typed field; the schema says integer (runc follows it)',
+  'invalid config: a namespace type listed twice': 'crun 1.8.1 accepts it; config-linux.md: if a namespace type is specified more than once the runtime MUST generate an error (runc follows it)',
+};
+
+export const cases: Case[] = [...lifecycle, ...hooks, ...namespaces, ...filesystem, ...processCases, ...security, ...cgroups, ...invalid].map((c) =>
+  NOTES[c.name] ? { ...c, note: NOTES[c.name] } : c,
+);
