@@ -201,6 +201,14 @@ export function capset(effective: bigint, permitted: bigint, inheritable: bigint
   check(fn('int capset(uint8_t *hdr, uint8_t *data)')(header, data), 'capset');
 }
 
+/** the working directory; "(unreachable)/…" or ENOENT when it lies outside this process's root */
+export function getcwd(): string {
+  const buf = Buffer.alloc(4096);
+  const r = fn('intptr_t getcwd(uint8_t *buf, size_t size)')(buf, buf.length) as number | bigint;
+  if (!r) fail('getcwd');
+  return buf.toString('utf8', 0, buf.indexOf(0));
+}
+
 /** a copy of another process's fd `targetFd` (Linux 5.6+), close-on-exec */
 export function pidfdGetfd(pidfd: number, targetFd: number): number {
   return check(fn('long syscall(long number, ...)')(C.arch.SYS_pidfd_getfd, 'int', pidfd, 'int', targetFd, 'uint', 0), 'pidfd_getfd', String(targetFd));
@@ -378,4 +386,32 @@ export function access(path: string, mode: number): boolean {
 
 export function write(fd: number, data: Buffer): number {
   return check(fn('long write(int fd, const uint8_t *buf, size_t n)')(fd, data, data.length), 'write');
+}
+
+// ---- fd-relative file operations (safe paths inside the rootfs) --------
+
+export function mkdirat(dirfd: number, name: string, mode: number): void {
+  check(fn('int mkdirat(int dirfd, const char *path, uint32_t mode)')(dirfd, name, mode), 'mkdirat', name);
+}
+
+export function mknodat(dirfd: number, name: string, mode: number, major: number, minor: number): void {
+  const dev =
+    ((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) |
+    ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn);
+  check(fn('int mknodat(int dirfd, const char *path, uint32_t mode, uint64_t dev)')(dirfd, name, mode, dev), 'mknodat', name);
+}
+
+export function unlinkat(dirfd: number, name: string, flags: number): void {
+  check(fn('int unlinkat(int dirfd, const char *path, int flags)')(dirfd, name, flags), 'unlinkat', name);
+}
+
+export function symlinkat(target: string, dirfd: number, name: string): void {
+  check(fn('int symlinkat(const char *target, int dirfd, const char *path)')(target, dirfd, name), 'symlinkat', name);
+}
+
+/** the target of the symlink `name` under dirfd ('' with an O_PATH|O_NOFOLLOW fd of the link itself) */
+export function readlinkat(dirfd: number, name: string): string {
+  const buf = Buffer.alloc(4096);
+  const n = check(fn('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)')(dirfd, name, buf, buf.length), 'readlinkat', name);
+  return buf.subarray(0, n).toString();
 }

@@ -28,6 +28,7 @@ export type { ContainerSummary } from './container/query';
 export type { ExitStatus } from './process/helper';
 export type { Spec, State, ContainerStatus } from './spec/types';
 export { defaultSpec, KOCI_OCI_VERSION } from './spec/default';
+export { defaultSeccomp } from './security/default-seccomp';
 export { validateConfig } from './spec/validate';
 export { loadBundle } from './spec/load';
 

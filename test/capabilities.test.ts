@@ -135,3 +135,26 @@ t.test('sysctl: namespaced keys are set inside only; the rest refused', { skip }
   t.match(r3.stderr, /needs a network namespace/);
   t.equal(koci(['list', '-q']).stdout, '', 'nothing created');
 });
+
+t.test('LSM labels are refused clearly when the LSM is not active, nothing made', { skip }, async (t) => {
+  const { apparmorEnabled, selinuxEnabled } = await import('../lib/security/lsm');
+  const koci = kociCli(t);
+  const cases: Array<[string, (s: import('../lib/spec/types').Spec) => void, RegExp, boolean]> = [
+    ['apparmorProfile', (s) => (s.process!.apparmorProfile = 'koci-test'), /process\.apparmorProfile is "koci-test" but AppArmor is not enabled on this host/, apparmorEnabled()],
+    ['selinuxLabel', (s) => (s.process!.selinuxLabel = 'system_u:system_r:container_t:s0'), /process\.selinuxLabel is .* but SELinux is not enabled on this host/, selinuxEnabled()],
+    ['mountLabel', (s) => (s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0'), /linux\.mountLabel .*(SELinux is not enabled|not supported by koci yet)/, false],
+  ];
+  for (const [name, edit, message, active] of cases) {
+    if (active) {
+      t.comment(`${name}: the LSM is active on this host; the refusal does not apply (skipped)`);
+      continue;
+    }
+    const b = makeBundle(t, ['true'], edit);
+    const id = uniqueId('lsm');
+    const r = koci(['create', '--bundle', b.dir, id]);
+    t.equal(r.status, 1, name);
+    t.match(r.stderr, message);
+    t.equal(r.stderr.split('\n').length, 2, 'one line');
+  }
+  t.equal(koci(['list', '-q']).stdout, '', 'nothing created');
+});

@@ -16,6 +16,8 @@ const NOTES: Record<string, string> = {
     'crun 1.8.1 gives startContainer hooks bundle "/"; runtime-spec runtime.md: bundle is the absolute path to the bundle directory (runc follows it). The pid of hooks run in the container namespace is not checked: runc reports 1, crun 0',
   'domainname: set in the new uts namespace': 'runc 1.1.5 ignores domainname (config.md: domainname sets the container\'s domainname; crun follows it)',
   'mounts: propagation rprivate and rshared': 'crun 1.8.1 ignores rshared on a bind mount; config.md mount options include propagation flags (runc follows it)',
+  'namespace user: joined by path':
+    'runc 1.1.5 refuses it without uidMappings/gidMappings in the config ("no uid mappings found"); config-linux.md: uidMappings and gidMappings are OPTIONAL, and when a namespace has a path the runtime MUST place the container process in the namespace at that path (crun follows it)',
   'invalid config: ociVersion missing': 'runc 1.1.5 does not check ociVersion; config.md: ociVersion is REQUIRED (crun follows it)',
   'invalid config: ociVersion not SemVer': 'runc 1.1.5 does not check ociVersion; config.md: ociVersion MUST be in SemVer v2.0.0 format (crun follows it)',
   'invalid config: process.args missing': 'crun 1.8.1 accepts it; config.md: args is REQUIRED when process is set (runc follows it)',

@@ -1,5 +1,5 @@
 /** Namespaces: new, absent (shared with the host) and joined by path; user namespace mappings; hostname, domainname. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { nsOf, parseProbe, type Ctx } from '../harness';
 import type { Config } from '../spec';
 import type { Case } from './types';
@@ -111,6 +111,38 @@ export const namespaces: Case[] = [
       t.equal(p.get('uid'), '0', 'container sees uid 0');
       t.equal(p.get('gid'), '0', 'container sees gid 0');
       t.equal(norm(p.get('uidmap')), '0 100000 65536', 'container sees its uid_map');
+    },
+  },
+  {
+    name: 'namespace user: joined by path',
+    run(t) {
+      // holder: a process in a new user namespace whose maps the (root) harness writes from outside
+      const holder = t.holder(['--user']);
+      const want = nsOf(holder, 'user');
+      t.ok(want && want !== nsOf('self', 'user'), 'holder process has its own user namespace');
+      writeFileSync(`/proc/${holder}/uid_map`, '0 300000 65536\n');
+      writeFileSync(`/proc/${holder}/gid_map`, '0 400000 65536\n');
+      const b = t.bundle((c) => {
+        c.process.args = ['sh', '/conformance-probe.sh', ''];
+        c.linux.namespaces.push({ type: 'user', path: `/proc/${holder}/ns/user` });
+      });
+      const { id, res } = t.create(b);
+      if (!t.succeeds(res, 'create succeeds')) return;
+      const pid = t.state(id)?.pid as number;
+      t.equal(nsOf(pid, 'user'), want, 'container is in the user namespace given by path');
+      const norm = (s: string) => s.trim().split(/\s+/).join(' ');
+      t.equal(norm(readFileSync(`/proc/${pid}/uid_map`, 'utf8')), '0 300000 65536', "uid_map seen from the host is the holder's");
+      t.equal(norm(readFileSync(`/proc/${pid}/gid_map`, 'utf8')), '0 400000 65536', "gid_map seen from the host is the holder's");
+      const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+      t.match(/^Uid:.*$/m.exec(st)?.[0], /^Uid:\s+300000\s+300000\s+300000\s+300000$/, 'container root is host uid 300000');
+      t.succeeds(t.cli(['start', id]), 'start succeeds');
+      t.waitExit(id, pid);
+      const p = parseProbe(readFileSync(b.stdout, 'utf8'));
+      t.ok(p.sections.end !== undefined, 'probe ran to the end', p.raw.slice(-300));
+      t.equal(p.get('uid'), '0', 'container sees uid 0');
+      t.equal(p.get('gid'), '0', 'container sees gid 0');
+      t.equal(norm(p.get('uidmap')), '0 300000 65536', 'container sees the holder\'s uid_map');
+      t.equal(norm(p.get('gidmap')), '0 400000 65536', 'container sees the holder\'s gid_map');
     },
   },
   {

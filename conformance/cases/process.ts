@@ -217,6 +217,37 @@ export const security: Case[] = [
       t.match(p.get('extra'), /zero=0/, 'kill(pid, 0) is allowed (arg 1 != 10)');
     },
   },
+  ...([undefined, 30] as const).map(
+    (errno): Case => ({
+      name: `seccomp: defaultAction SCMP_ACT_ERRNO ${errno === undefined ? 'returns EPERM' : 'with defaultErrnoRet'} for unlisted syscalls`,
+      run(t) {
+        // allow every syscall this host's headers name except mkdir/mkdirat (names libseccomp does not know are ignored by every runtime)
+        let names: string[] = [];
+        try {
+          names = [...readFileSync('/usr/include/x86_64-linux-gnu/asm/unistd_64.h', 'utf8').matchAll(/^#define __NR_(\w+)\s+\d+/gm)].map((m) => m[1]);
+        } catch {
+          t.skip('no x86_64 syscall table (linux-libc-dev) to build the allow list from');
+        }
+        names = names.filter((n) => n !== 'mkdir' && n !== 'mkdirat');
+        const p = t.probe(
+          (c) =>
+            (c.linux.seccomp = {
+              defaultAction: 'SCMP_ACT_ERRNO',
+              ...(errno === undefined ? {} : { defaultErrnoRet: errno }),
+              architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+              syscalls: [{ names, action: 'SCMP_ACT_ALLOW' }],
+            }),
+          'mkdir /dev/shm/d 2>&1; echo rc=$?; touch /dev/shm/f; echo touch=$?; [ -e /dev/shm/d ]; echo exists=$?',
+        );
+        if (!p) return;
+        t.equal(statusField(p, 'Seccomp'), '2', 'Seccomp: 2 (filter mode)');
+        t.match(p.get('extra'), errno === undefined ? /Operation not permitted/ : /Read-only file system/, `an unlisted syscall (mkdir) fails with ${errno === undefined ? 'EPERM (the default errno)' : 'EROFS (defaultErrnoRet 30)'}`);
+        t.match(p.get('extra'), /rc=1/, 'mkdir exits non-zero');
+        t.match(p.get('extra'), /exists=1/, 'the directory was not created');
+        t.match(p.get('extra'), /touch=0/, 'listed syscalls are allowed');
+      },
+    }),
+  ),
   {
     name: 'seccomp: no seccomp in the config means no filter',
     run(t) {

@@ -10,6 +10,6 @@ export function spec(_ctx: CliContext, argv: string[]): number {
   positional(rest, []);
   const file = join(typeof options.bundle === 'string' ? options.bundle : '.', 'config.json');
   if (existsSync(file)) throw new KociError(`${file} exists; remove it first`);
-  writeFileSync(file, JSON.stringify(defaultSpec({ rootless: options.rootless === true }), null, 2) + '\n');
+  writeFileSync(file, JSON.stringify(defaultSpec({ rootless: options.rootless === true, seccomp: true }), null, 2) + '\n');
   return 0;
 }

@@ -18,6 +18,7 @@ import type { InitPlan } from '../process/plan';
 import { expect, type Message } from '../process/protocol';
 import { takeMaster } from '../process/console';
 import { planCapabilities } from '../security/capabilities';
+import { checkLsm } from '../security/lsm';
 import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
@@ -80,6 +81,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   // as runc: a name this kernel does not know yet is skipped, not fatal
   if (unknownCaps.length) opts.warn?.(`capabilities unknown to this kernel, skipped: ${unknownCaps.join(', ')}`);
   // built now, so a bad profile (or no libseccomp) is refused before anything exists; the init inherits it
+  checkLsm(config);
   const seccomp = prepareSeccomp(config.linux?.seccomp);
   const store = new StateStore(opts.root);
   try {

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { fromWire, SyscallError, toWire } from '../errors';
+import { fromWire, SetupError, SyscallError, toWire } from '../errors';
 import { runHooksInChild } from '../hooks';
 import { mount } from '../rootfs/mount';
 import { containerDestination, readOwnCgroups, mountEntry, type MountContext } from '../rootfs/mounts';
@@ -20,6 +20,7 @@ import type { State } from '../spec/types';
 import type { Channel } from './channel';
 import { applyNoNewPrivileges, applyOomScoreAdj, applyRlimits, applyUmask, switchUser } from './credentials';
 import { applyCapabilities, dropBounding, planCapabilities } from '../security/capabilities';
+import { setExecLabel } from '../security/lsm';
 import { applySysctl } from '../security/sysctl';
 import { loadSeccomp } from '../security/seccomp';
 import { attachPty, openPty } from './console';
@@ -27,6 +28,34 @@ import { lookPath, prepareFds } from './exec';
 import type { InitPlan } from './plan';
 import { expect } from './protocol';
 import { attributeStep } from './step';
+
+/**
+ * mkdir -p of the cwd, one component at a time: Node's recursive mkdirSync
+ * loops forever where mkdir says ENOENT under an existing parent (/proc/self/fd/N)
+ */
+function createCwd(cwd: string): void {
+  if (existsSync(cwd)) return;
+  let path = '';
+  for (const part of cwd.split('/').filter(Boolean)) {
+    path += `/${part}`;
+    try {
+      mkdirSync(path, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SetupError('cwd', `cannot create ${cwd}: mkdir ${path}: ${(e as NodeJS.ErrnoException).code}`, cwd);
+    }
+  }
+}
+
+/** the working directory must be reachable from the new root: getcwd fails (or says "(unreachable)") otherwise */
+function verifyCwdInRoot(cwd: string): void {
+  let where: string;
+  try {
+    where = libc.getcwd();
+  } catch {
+    throw new SetupError('cwd', `${cwd} is outside the container's root`, cwd);
+  }
+  if (!where.startsWith('/')) throw new SetupError('cwd', `${cwd} is outside the container's root (${where})`, cwd);
+}
 
 /** like runc: a kernel without keyrings (ENOSYS) is no reason to fail */
 function joinKeyring(name: string): void {
@@ -56,6 +85,10 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     const cgroupPaths = readOwnCgroups();
     if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
     run('oomScoreAdj', () => applyOomScoreAdj(proc.oomScoreAdj));
+    // until execve this process is the host's node binary: non-dumpable, nothing in the
+    // container can open /proc/1/exe (or its fds, memory) to overwrite it (CVE-2019-5736 class).
+    // execve of the user's program makes it dumpable again.
+    if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') run('non-dumpable', () => libc.prctl(C.PR_SET_DUMPABLE, 0));
     // the host's /proc/self/fd, to reopen exec.fifo after pivot_root without relying on the container's /proc
     const procFd = run('open /proc/self/fd', () => libc.open('/proc/self/fd', C.O_PATH | C.arch.O_DIRECTORY | C.O_CLOEXEC));
 
@@ -82,7 +115,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
 
     run(plan.noPivot ? 'move root' : 'pivot_root', () => (plan.noPivot ? moveRoot(plan.rootfs) : pivotRoot(plan.rootfs)));
     // like runc: a missing cwd is created (inside the new root, before it turns read-only)
-    run('create cwd', () => existsSync(proc.cwd) || mkdirSync(proc.cwd, { recursive: true, mode: 0o755 }));
+    run('create cwd', () => createCwd(proc.cwd));
     if (config.root?.readonly) run('readonly root', remountRootReadonly);
     // before readonlyPaths: /proc/sys is usually one of them
     run('sysctl', () => applySysctl(config.linux?.sysctl ?? {}));
@@ -110,7 +143,11 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('switch user', () => switchUser(proc, true));
     if (caps) run('capabilities', () => applyCapabilities(caps));
     run('noNewPrivileges', () => applyNoNewPrivileges(proc));
-    run('cwd', () => libc.chdir(proc.cwd)); // the syscall error names the path
+    run('cwd', () => {
+      libc.chdir(proc.cwd); // the syscall error names the path
+      // a cwd through a leaked fd (/proc/self/fd/N) can land outside the root (CVE-2024-21626 class)
+      if (process.env.KOCI_TEST_UNSAFE_CWD !== '1') verifyCwdInRoot(proc.cwd);
+    });
     const env = proc.env ?? [];
     const args = proc.args ?? [];
     const exe = run('find executable', () => lookPath(args[0], env));
@@ -130,6 +167,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     if (ptySlave >= 0) run('attach terminal', () => attachPty(ptySlave));
     run('prepare fds', () => prepareFds(plan.preserveFds));
     libc.resetSignals();
+    run('LSM exec label', () => setExecLabel(config));
     if (plan.seccomp && !seccompEarly) run('seccomp', () => loadSeccomp(plan.seccomp!, state)); // last: execve is the first filtered call
     step = `exec ${exe}`;
     libc.execve(exe, args, env);

@@ -2,38 +2,84 @@
  * linux.maskedPaths and linux.readonlyPaths, applied after pivot_root (so the
  * paths are the container's own and cannot lead out of its root), as runc does.
  * A path that does not exist in the container is skipped.
+ *
+ * Each path is resolved once, inside "/", to an O_PATH fd and mounted on
+ * through /proc/self/fd/N (the container's /proc, mounted by then), so a
+ * symlink swapped in meanwhile cannot redirect the mount; the /dev/null used
+ * to mask files is checked to be the real null device (CVE-2025-31133 class).
+ * Without a /proc in the container there is no /proc/self/fd: the paths are
+ * then used as strings (still confined to the container's root).
  */
-import { statSync } from 'node:fs';
+import { existsSync, fstatSync } from 'node:fs';
 import * as C from '../../bindings/constants';
-import { SyscallError } from '../errors';
+import * as libc from '../../bindings/libc';
+import { SetupError, SyscallError } from '../errors';
 import { mount, remountBind } from './mount';
+import { fdPath, openInRoot, openRoot } from './paths';
 
-function kind(p: string): 'dir' | 'other' | undefined {
+const haveProcFd = (): boolean => existsSync('/proc/self/fd');
+
+/** an O_PATH fd of a container path, or undefined when it does not exist */
+function open(p: string): number | undefined {
+  const rootFd = openRoot('/');
   try {
-    return statSync(p).isDirectory() ? 'dir' : 'other';
-  } catch {
-    return undefined; // missing (or unreachable): nothing to hide
+    return openInRoot(rootFd, p);
+  } catch (e) {
+    if (SyscallError.is(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return undefined; // nothing to hide
+    throw e;
+  } finally {
+    libc.close(rootFd);
   }
+}
+
+/** run fn on the path of `p` (fd-based when /proc is there); skipped when p is missing */
+function withPath(p: string, fn: (target: string, isDir: boolean) => void): void {
+  const fd = open(p);
+  if (fd === undefined) return;
+  try {
+    const isDir = fstatSync(fd).isDirectory();
+    fn(haveProcFd() ? fdPath(fd) : p, isDir);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** /dev/null, opened and verified to be the null character device (1:3), not something planted there */
+function openDevNull(): number {
+  const fd = libc.open('/dev/null', C.O_PATH | C.arch.O_NOFOLLOW | C.O_CLOEXEC);
+  const st = fstatSync(fd);
+  if ((st.mode & C.S_IFMT) !== C.S_IFCHR || st.rdev !== 0x103) {
+    libc.close(fd);
+    throw new SetupError('maskedPaths', '/dev/null is not the null device', '/dev/null');
+  }
+  return fd;
 }
 
 /** hide each path: an empty read-only tmpfs over a directory, /dev/null over anything else */
 export function maskPaths(paths: readonly string[]): void {
-  for (const p of paths) {
-    const k = kind(p);
-    if (k === 'dir') mount('tmpfs', p, 'tmpfs', C.MS_RDONLY, null);
-    else if (k === 'other') mount('/dev/null', p, null, C.MS_BIND, null);
+  let devNull: number | undefined;
+  try {
+    for (const p of paths) {
+      withPath(p, (target, isDir) => {
+        if (isDir) return mount('tmpfs', target, 'tmpfs', C.MS_RDONLY, null, p);
+        devNull ??= openDevNull();
+        mount(haveProcFd() ? fdPath(devNull) : '/dev/null', target, null, C.MS_BIND, null, p);
+      });
+    }
+  } finally {
+    if (devNull !== undefined) libc.close(devNull);
   }
 }
 
 /** make each path read-only: bind it onto itself, then remount the bind read-only */
 export function readonlyPaths(paths: readonly string[]): void {
   for (const p of paths) {
-    try {
-      mount(p, p, null, C.MS_BIND | C.MS_REC, null);
-    } catch (e) {
-      if (e instanceof SyscallError && e.code === 'ENOENT') continue;
-      throw e;
-    }
-    remountBind(p, C.MS_RDONLY);
+    let bound = false;
+    withPath(p, (target) => {
+      mount(target, target, null, C.MS_BIND | C.MS_REC, null, p);
+      bound = true;
+    });
+    // re-resolved: the fd used to bind refers to what is underneath the new mount
+    if (bound) withPath(p, (target) => remountBind(target, C.MS_RDONLY, p));
   }
 }

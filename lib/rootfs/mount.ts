@@ -23,9 +23,19 @@ function assertOwnMountNs(target: string): void {
   }
 }
 
-export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
-  assertOwnMountNs(target);
-  libc.mount(source, target, fstype, flags, data);
+/**
+ * mount(2). `target` is usually `/proc/self/fd/N` of an O_PATH fd resolved
+ * inside the rootfs (see paths.ts); `label` (the container path) then names
+ * it in errors.
+ */
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null, label?: string): void {
+  assertOwnMountNs(label ?? target);
+  try {
+    libc.mount(source, target, fstype, flags, data);
+  } catch (e) {
+    if (label !== undefined && SyscallError.is(e)) throw new SyscallError(e.syscall, e.errno, label);
+    throw e;
+  }
 }
 
 export function umount(target: string, flags: number): void {
@@ -51,13 +61,13 @@ function lockedFlags(path: string): number {
  * Change the flags of a bind mount. Unprivileged (user-namespace) callers may
  * not clear flags the kernel locked, so on EPERM retry keeping the current ones.
  */
-export function remountBind(target: string, flags: number): void {
+export function remountBind(target: string, flags: number, label?: string): void {
   const want = C.MS_BIND | C.MS_REMOUNT | (flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT));
   try {
-    mount(null, target, null, want, null);
+    mount(null, target, null, want, null, label);
   } catch (e) {
     if (!(e instanceof SyscallError) || e.code !== 'EPERM') throw e;
     const keep = lockedFlags(target) & ~(C.MS_RDONLY & ~want);
-    mount(null, target, null, want | keep | (want & C.MS_RDONLY), null);
+    mount(null, target, null, want | keep | (want & C.MS_RDONLY), null, label);
   }
 }

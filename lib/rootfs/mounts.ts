@@ -1,12 +1,13 @@
 /** The `mounts` of config.json, mounted under the rootfs before pivot_root. */
-import { lstatSync, readFileSync, statSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, posix, resolve } from 'node:path';
 import * as C from '../../bindings/constants';
+import * as libc from '../../bindings/libc';
 import { SetupError, SyscallError } from '../errors';
 import type { Mount } from '../spec/types';
 import { mount, remountBind } from './mount';
 import { parseMountOptions, type ParsedOptions } from './options';
-import { mkdirInRoot, touchInRoot } from './paths';
+import { fdPath, mkdirInRoot, touchInRoot, withPathInRoot } from './paths';
 
 export interface MountContext {
   rootfs: string;
@@ -25,6 +26,21 @@ export function containerDestination(dest: string): string {
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
 }
 
+/**
+ * TEST-ONLY knobs, read by the CVE-2021-30465 attack test
+ * (test/cve-2021-30465.test.ts) and never set by koci itself:
+ * - KOCI_TEST_MOUNT_DELAY_MS=<ms>: sleep that long between resolving a
+ *   destination and mounting on it, widening the race window on purpose;
+ * - KOCI_TEST_UNSAFE_MOUNT_PATHS=1: resolve destinations of plain and bind
+ *   mounts to host path strings and mount on those (the old, racy code), so
+ *   the test can show the attack succeeding without the fd-based protection.
+ */
+function testDelay(): void {
+  const ms = Number(process.env.KOCI_TEST_MOUNT_DELAY_MS ?? 0);
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+const unsafePaths = (): boolean => process.env.KOCI_TEST_UNSAFE_MOUNT_PATHS === '1';
+
 /** mount one config entry; the caller attributes errors to the entry */
 export function mountEntry(entry: Mount, ctx: MountContext): void {
   const m = { ...entry, destination: containerDestination(entry.destination) };
@@ -33,43 +49,70 @@ export function mountEntry(entry: Mount, ctx: MountContext): void {
   if (opts.bind || type === 'bind') return bindMount(m, opts, ctx);
   if (type === 'cgroup' || type === 'cgroup2') return mountCgroup(m, opts, ctx);
 
-  if (type === 'proc' || type === 'sysfs') refuseSymlink(ctx.rootfs, m.destination);
-  const target = mkdirInRoot(ctx.rootfs, m.destination);
-  mount(m.source ?? type, target, type, opts.flags & ~C.MS_REMOUNT, opts.data.join(',') || null);
-  applyPropagation(target, opts);
+  if (unsafePaths()) {
+    const target = mkdirInRoot(ctx.rootfs, m.destination);
+    testDelay();
+    mount(m.source ?? type, target, type, opts.flags & ~C.MS_REMOUNT, opts.data.join(',') || null);
+    for (const p of opts.propagation) mount(null, target, null, p, null);
+    return;
+  }
+  // /proc and /sys must land on a real directory, never through a symlink planted in the image
+  const noSymlinks = type === 'proc' || type === 'sysfs';
+  withPathInRoot(ctx.rootfs, m.destination, { create: 'dir', noSymlinks }, (target) => {
+    testDelay();
+    mount(m.source ?? type, target, type, opts.flags & ~C.MS_REMOUNT, opts.data.join(',') || null, m.destination);
+  });
+  applyPropagation(ctx, m.destination, opts, noSymlinks);
 }
 
-function applyPropagation(target: string, opts: ParsedOptions): void {
-  for (const p of opts.propagation) mount(null, target, null, p, null);
+/** propagation changes, on the mount now at `dest` (re-resolved: the fd used to mount refers to what is underneath) */
+function applyPropagation(ctx: MountContext, dest: string, opts: ParsedOptions, noSymlinks = false): void {
+  if (!opts.propagation.length) return;
+  withPathInRoot(ctx.rootfs, dest, { noSymlinks }, (target) => {
+    for (const p of opts.propagation) mount(null, target, null, p, null, dest);
+  });
 }
 
-/** /proc and /sys must land on a real directory, never through a symlink planted in the image */
-function refuseSymlink(rootfs: string, dest: string): void {
-  let p = rootfs;
-  for (const c of dest.split('/').filter(Boolean)) {
-    p += '/' + c;
-    try {
-      if (lstatSync(p).isSymbolicLink()) throw new SetupError('mount', `destination ${dest} is a symlink (${p})`, dest);
-    } catch (e) {
-      if (e instanceof SetupError) throw e;
-      return; // missing: it will be created as a directory
-    }
+/** an O_PATH fd of a host path (a bind source): it stays as given, but cannot be swapped once opened */
+function openSource(source: string): number {
+  try {
+    return libc.open(source, C.O_PATH | C.O_CLOEXEC);
+  } catch (e) {
+    if (SyscallError.is(e)) throw new SyscallError('stat', e.errno, source);
+    throw e;
   }
 }
 
 function bindMount(m: Mount, opts: ParsedOptions, ctx: MountContext): void {
   if (!m.source) throw new SetupError('mount', `bind mount of ${m.destination} has no source`, m.destination);
   const source = isAbsolute(m.source) ? m.source : resolve(ctx.bundle, m.source);
-  let isDir: boolean;
-  try {
-    isDir = statSync(source).isDirectory();
-  } catch (e) {
-    throw new SyscallError('stat', Math.abs((e as NodeJS.ErrnoException).errno ?? 2), source);
+  const bindFlags = C.MS_BIND | (opts.recursive ? C.MS_REC : 0);
+  if (unsafePaths()) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(source).isDirectory();
+    } catch (e) {
+      throw new SyscallError('stat', Math.abs((e as NodeJS.ErrnoException).errno ?? 2), source);
+    }
+    const target = isDir ? mkdirInRoot(ctx.rootfs, m.destination) : touchInRoot(ctx.rootfs, m.destination);
+    testDelay();
+    mount(source, target, null, bindFlags, null);
+    if (opts.flags & ~C.MS_REMOUNT) remountBind(target, opts.flags);
+    for (const p of opts.propagation) mount(null, target, null, p, null);
+    return;
   }
-  const target = isDir ? mkdirInRoot(ctx.rootfs, m.destination) : touchInRoot(ctx.rootfs, m.destination);
-  mount(source, target, null, C.MS_BIND | (opts.recursive ? C.MS_REC : 0), null);
-  if (opts.flags & ~C.MS_REMOUNT) remountBind(target, opts.flags);
-  applyPropagation(target, opts);
+  const srcFd = openSource(source);
+  try {
+    const isDir = fstatSync(srcFd).isDirectory();
+    withPathInRoot(ctx.rootfs, m.destination, { create: isDir ? 'dir' : 'file' }, (target) => {
+      testDelay();
+      mount(fdPath(srcFd), target, null, bindFlags, null, m.destination);
+    });
+  } finally {
+    libc.close(srcFd);
+  }
+  if (opts.flags & ~C.MS_REMOUNT) withPathInRoot(ctx.rootfs, m.destination, {}, (target) => remountBind(target, opts.flags, m.destination));
+  applyPropagation(ctx, m.destination, opts);
 }
 
 interface CgroupMount {
@@ -102,37 +145,37 @@ function hostCgroupMounts(): CgroupMount[] {
  * the container's own cgroup directory is bind-mounted instead.
  */
 function mountCgroup(m: Mount, opts: ParsedOptions, ctx: MountContext): void {
-  const target = mkdirInRoot(ctx.rootfs, m.destination);
+  const dest = m.destination;
   const flags = opts.flags & ~C.MS_REMOUNT;
   const mounts = hostCgroupMounts();
   const unified = mounts.find((c) => c.mountpoint === '/sys/fs/cgroup' && c.fstype === 'cgroup2');
   if (unified) {
-    mountOneCgroup(unified, target, flags, ctx);
+    mountOneCgroup(unified, dest, flags, ctx);
   } else {
-    mount('tmpfs', target, 'tmpfs', flags & ~C.MS_RDONLY, 'mode=755');
-    for (const c of mounts) {
-      const name = basename(c.mountpoint);
-      const sub = mkdirInRoot(ctx.rootfs, `${m.destination}/${name}`);
-      mountOneCgroup(c, sub, flags, ctx);
-    }
-    if (flags & C.MS_RDONLY) mount(null, target, null, C.MS_REMOUNT | flags, 'mode=755');
+    withPathInRoot(ctx.rootfs, dest, { create: 'dir' }, (target) => mount('tmpfs', target, 'tmpfs', flags & ~C.MS_RDONLY, 'mode=755', dest));
+    for (const c of mounts) mountOneCgroup(c, `${dest}/${basename(c.mountpoint)}`, flags, ctx);
+    if (flags & C.MS_RDONLY) withPathInRoot(ctx.rootfs, dest, {}, (target) => mount(null, target, null, C.MS_REMOUNT | flags, 'mode=755', dest));
   }
-  applyPropagation(target, opts);
+  applyPropagation(ctx, dest, opts);
 }
 
-function mountOneCgroup(c: CgroupMount, target: string, flags: number, ctx: MountContext): void {
+function mountOneCgroup(c: CgroupMount, dest: string, flags: number, ctx: MountContext): void {
   if (ctx.newCgroupNs) {
     try {
-      mount(c.fstype, target, c.fstype, flags, c.fstype === 'cgroup' ? c.hierarchy : null);
+      withPathInRoot(ctx.rootfs, dest, { create: 'dir' }, (target) => mount(c.fstype, target, c.fstype, flags, c.fstype === 'cgroup' ? c.hierarchy : null, dest));
       return;
     } catch (e) {
       if (!(e instanceof SyscallError) || e.code !== 'EPERM') throw e;
     }
   }
   const own = ctx.cgroupPaths.get(c.fstype === 'cgroup2' ? '' : c.hierarchy) ?? '/';
-  const source = c.mountpoint + (own === '/' ? '' : own);
-  mount(source, target, null, C.MS_BIND | C.MS_REC, null);
-  remountBind(target, flags);
+  const srcFd = openSource(c.mountpoint + (own === '/' ? '' : own));
+  try {
+    withPathInRoot(ctx.rootfs, dest, { create: 'dir' }, (target) => mount(fdPath(srcFd), target, null, C.MS_BIND | C.MS_REC, null, dest));
+  } finally {
+    libc.close(srcFd);
+  }
+  withPathInRoot(ctx.rootfs, dest, {}, (target) => remountBind(target, flags, dest));
 }
 
 /** /proc/self/cgroup: hierarchy ('' for cgroup2, else its controllers or name=) -> path */

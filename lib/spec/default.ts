@@ -1,7 +1,9 @@
 /**
  * The config `koci spec` writes: the same defaults `runc spec` produces (so
- * bundles and habits carry over), with koci's ociVersion and hostname.
+ * bundles and habits carry over), with koci's ociVersion and hostname, and
+ * (with `seccomp: true`, as `koci spec` asks) Docker's default seccomp profile.
  */
+import { defaultSeccomp } from '../security/default-seccomp';
 import type { Mount, Spec } from './types';
 
 export const KOCI_OCI_VERSION = '1.3.0';
@@ -12,6 +14,11 @@ export interface DefaultSpecOptions {
   /** host IDs mapped to container root when rootless; default: the caller's effective IDs */
   uid?: number;
   gid?: number;
+  /**
+   * add Docker's default seccomp profile for the config's bounding set (what
+   * `koci spec` writes; off by default, like runc spec)
+   */
+  seccomp?: boolean;
 }
 
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
@@ -93,5 +100,6 @@ export function defaultSpec(options: DefaultSpecOptions = {}): Spec {
   if (options.rootless) {
     makeRootless(spec, options.uid ?? process.geteuid?.() ?? 0, options.gid ?? process.getegid?.() ?? 0);
   }
+  if (options.seccomp) spec.linux!.seccomp = defaultSeccomp(spec.process!.capabilities?.bounding ?? []);
   return spec;
 }
