@@ -158,3 +158,13 @@ t.test('LSM labels are refused clearly when the LSM is not active, nothing made'
   }
   t.equal(koci(['list', '-q']).stdout, '', 'nothing created');
 });
+
+t.test('capabilities newer than the kernel are skipped with a warning, as runc does', async (t) => {
+  const { planCapabilities } = await import('../lib/security/capabilities');
+  // an older kernel: cap_last_cap 37 (CAP_AUDIT_READ), before CAP_PERFMON, CAP_BPF, CAP_CHECKPOINT_RESTORE
+  const plan = planCapabilities({ bounding: ['CAP_KILL', 'CAP_BPF'], effective: ['CAP_PERFMON', 'CAP_KILL'], ambient: ['CAP_CHECKPOINT_RESTORE'] }, 37);
+  t.same(plan.bounding, [5], 'CAP_BPF left out of the bounding set');
+  t.equal(plan.effective, 1n << 5n, 'CAP_PERFMON left out of effective');
+  t.same(plan.ambient, []);
+  t.same(plan.unknownToKernel.sort(), ['CAP_BPF', 'CAP_CHECKPOINT_RESTORE', 'CAP_PERFMON']);
+});

@@ -134,7 +134,6 @@ export const cgroups: Case[] = [
   },
   {
     name: 'cgroups: device rules are enforced',
-    todo: 5,
     run(t) {
       const p = t.probe(
         (c) => {

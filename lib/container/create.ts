@@ -18,6 +18,7 @@ import type { InitPlan } from '../process/plan';
 import { expect, type Message } from '../process/protocol';
 import { takeMaster } from '../process/console';
 import { planCapabilities } from '../security/capabilities';
+import { applyDeviceRulesV1, deviceRules, devicesLeaf } from '../cgroups/devices';
 import { checkLsm } from '../security/lsm';
 import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { runStage1 } from '../process/stage1';
@@ -123,6 +124,9 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       const errors = destroyCgroups(made, leaves);
       if (errors.length) throw errors[0];
     });
+    // before the init joins: it must never hold a device outside the rules
+    const devLeaf = devicesLeaf(leaves);
+    if (devLeaf) applyDeviceRulesV1(devLeaf, deviceRules(config));
 
     const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp };
     recordHostMountNs();

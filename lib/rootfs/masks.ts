@@ -62,6 +62,8 @@ export function maskPaths(paths: readonly string[]): void {
     for (const p of paths) {
       withPath(p, (target, isDir) => {
         if (isDir) return mount('tmpfs', target, 'tmpfs', C.MS_RDONLY, null, p);
+        // KOCI_TEST_UNSAFE_DEVNULL=1: the naive path string, only so test/cve-classes.test.ts can show the attack
+        if (process.env.KOCI_TEST_UNSAFE_DEVNULL === '1') return mount('/dev/null', target, null, C.MS_BIND, null, p);
         devNull ??= openDevNull();
         mount(haveProcFd() ? fdPath(devNull) : '/dev/null', target, null, C.MS_BIND, null, p);
       });
