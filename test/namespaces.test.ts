@@ -193,3 +193,22 @@ t.test('pid namespace: the container process is PID 1', { skip }, async (t) => {
   t.not(r2.stdout.trim(), '1', 'without a pid namespace $$ is a host pid');
   t.ok(Number(r2.stdout.trim()) > 1, `and a number (${r2.stdout.trim()})`);
 });
+
+t.test('user + time namespaces with offsets and oomScoreAdj together (the init is non-dumpable)', { skip: skip ?? (existsSync('/proc/self/ns/time') ? undefined : 'no time namespaces in this kernel') }, async (t) => {
+  const koci = kociCli(t);
+  const b = makeBundle(t, ['sh', '-c', 'cat /proc/self/oom_score_adj; id -u; head -1 /proc/self/timens_offsets; cat /proc/self/uid_map'], (s) => {
+    s.linux!.namespaces!.push({ type: 'user' }, { type: 'time' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.timeOffsets = { monotonic: { secs: 1000, nanosecs: 0 } };
+    s.process!.oomScoreAdj = 123;
+  });
+  chmodSync(b.dir, 0o755); // mkdtemp's 0700 would keep the mapped root (host uid 100000) out
+  const r = koci(['run', '--bundle', b.dir, uniqueId('usertime')]);
+  t.equal(r.status, 0, r.stderr);
+  const [oom, uid, offsets, map] = r.stdout.split('\n');
+  t.equal(oom, '123', 'oomScoreAdj, written by the runtime');
+  t.equal(uid, '0', 'root inside');
+  t.match(offsets, /^monotonic\s+1000\s+0$/, 'time offsets set despite the user namespace');
+  t.match(map, /^\s*0\s+100000\s+65536$/);
+});

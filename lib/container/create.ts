@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { addProcess, cgroupDirs, createCgroups, destroyCgroups } from '../cgroups';
+import { applyOomScoreAdj } from '../process/credentials';
 import { CreateError, fromWire, SetupError, SyscallError, UnsupportedError } from '../errors';
 import { runHooks } from '../hooks';
 import { planNamespaces, writeIdMaps } from '../namespaces';
@@ -159,6 +160,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     rec.initStartTime = procStat(initPid)?.startTime;
     store.write(rec);
     addProcess(leaves, initPid);
+    applyOomScoreAdj(initPid, config.process?.oomScoreAdj);
     parent.send({ type: 'go' });
 
     // init has mounted everything: hooks in the runtime's namespaces

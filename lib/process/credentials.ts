@@ -18,8 +18,9 @@ export function applyRlimits(rlimits: readonly POSIXRlimit[] = []): void {
   }
 }
 
-export function applyOomScoreAdj(value: number | undefined): void {
-  if (value !== undefined) writeFileSync('/proc/self/oom_score_adj', String(value));
+/** written by the runtime for the init (the init is non-dumpable: its /proc files are host root's) */
+export function applyOomScoreAdj(pid: number, value: number | undefined): void {
+  if (value !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(value));
 }
 
 /** groups, then gid, then uid: once the uid changes the rights to change the others are gone */

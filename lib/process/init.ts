@@ -18,7 +18,7 @@ import { maskPaths, readonlyPaths } from '../rootfs/masks';
 import { moveRoot, pivotRoot, remountRootReadonly } from '../rootfs/pivot';
 import type { State } from '../spec/types';
 import type { Channel } from './channel';
-import { applyNoNewPrivileges, applyOomScoreAdj, applyRlimits, applyUmask, switchUser } from './credentials';
+import { applyNoNewPrivileges, applyRlimits, applyUmask, switchUser } from './credentials';
 import { applyCapabilities, dropBounding, planCapabilities } from '../security/capabilities';
 import { setExecLabel } from '../security/lsm';
 import { applySysctl } from '../security/sysctl';
@@ -84,11 +84,6 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     if (!plan.noNewKeyring) run('join session keyring', () => joinKeyring(`_ses.${plan.id}`));
     const cgroupPaths = readOwnCgroups();
     if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
-    run('oomScoreAdj', () => applyOomScoreAdj(proc.oomScoreAdj));
-    // until execve this process is the host's node binary: non-dumpable, nothing in the
-    // container can open /proc/1/exe (or its fds, memory) to overwrite it (CVE-2019-5736 class).
-    // execve of the user's program makes it dumpable again.
-    if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') run('non-dumpable', () => libc.prctl(C.PR_SET_DUMPABLE, 0));
     // the host's /proc/self/fd, to reopen exec.fifo after pivot_root without relying on the container's /proc
     const procFd = run('open /proc/self/fd', () => libc.open('/proc/self/fd', C.O_PATH | C.arch.O_DIRECTORY | C.O_CLOEXEC));
 
@@ -99,7 +94,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       mount(null, '/', null, p ? PROPAGATION[p] ?? C.MS_SLAVE | C.MS_REC : C.MS_SLAVE | C.MS_REC, null);
     });
     run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
-    const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths, newCgroupNs: plan.ns.has.has('cgroup') };
+    const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths, newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
     // (a joined cgroup namespace, like a new one, needs a fresh cgroupfs mount: the
     // host's hierarchy paths mean nothing relative to that namespace's root)
     for (const m of mounts) run(`mount ${m.destination}`, () => mountEntry(m, ctx));

@@ -50,9 +50,17 @@ export function runStage1(plan: InitPlan, chan: Channel): never {
     const offsets = plan.config.linux?.timeOffsets;
     if (plan.ns.newTime && offsets && Object.keys(offsets).length) {
       step = 'set time offsets';
+      // becoming root of a new user namespace made us non-dumpable, which hands our /proc
+      // files to host root; stage 1 is never visible in the container, so undo that here
+      libc.prctl(C.PR_SET_DUMPABLE, 1);
       writeFileSync('/proc/self/timens_offsets', timeOffsetsText(offsets));
     }
     step = 'fork init';
+    // the init is the host's node binary until execve: born non-dumpable, so nothing in the
+    // container (a joined pid namespace may hold processes already) can open /proc/<init>/exe,
+    // its fds or memory to overwrite the host's binary (CVE-2019-5736 class). Its /proc files
+    // then belong to host root: the runtime writes oom_score_adj for it.
+    if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
     const pid = libc.fork();
     if (pid === 0) runInit(plan, chan);
     chan.send({ type: 'init-pid', pid });

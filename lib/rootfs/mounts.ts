@@ -15,6 +15,8 @@ export interface MountContext {
   /** the init's cgroup paths per hierarchy, read before it entered a cgroup namespace */
   cgroupPaths: Map<string, string>;
   newCgroupNs: boolean;
+  /** linux.mountLabel: the SELinux context of the filesystems koci mounts */
+  mountLabel?: string;
 }
 
 /**
@@ -58,11 +60,19 @@ export function mountEntry(entry: Mount, ctx: MountContext): void {
   }
   // /proc and /sys must land on a real directory, never through a symlink planted in the image
   const noSymlinks = type === 'proc' || type === 'sysfs';
+  const data = labelled(opts.data.join(',') || null, type, ctx.mountLabel);
   withPathInRoot(ctx.rootfs, m.destination, { create: 'dir', noSymlinks }, (target) => {
     testDelay();
-    mount(m.source ?? type, target, type, opts.flags & ~C.MS_REMOUNT, opts.data.join(',') || null, m.destination);
+    mount(m.source ?? type, target, type, opts.flags & ~C.MS_REMOUNT, data, m.destination);
   });
   applyPropagation(ctx, m.destination, opts, noSymlinks);
+}
+
+/** mount data with linux.mountLabel as the SELinux context, for the filesystems that take one (as runc) */
+function labelled(data: string | null, fstype: string, mountLabel: string | undefined): string | null {
+  if (!mountLabel || ['proc', 'sysfs', 'cgroup', 'cgroup2', 'mqueue', 'bind', 'none', ''].includes(fstype)) return data;
+  const ctx = `context="${mountLabel}"`;
+  return data ? `${data},${ctx}` : ctx;
 }
 
 /** propagation changes, on the mount now at `dest` (re-resolved: the fd used to mount refers to what is underneath) */

@@ -3,7 +3,7 @@
  * Refused before anything is created when the host's LSM is not active (as
  * runc's validator does); otherwise the exec label is written just before
  * execve, so it applies to the user's program and not to koci's init.
- * linux.mountLabel is refused: koci does not label its mounts yet.
+ * linux.mountLabel becomes the context= of the filesystems koci mounts (rootfs/mounts.ts).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { UnsupportedError } from '../errors';
@@ -32,8 +32,7 @@ export function checkLsm(config: Spec): void {
   ] as const) {
     if (label && !selinuxEnabled()) throw new UnsupportedError(`${what} is ${JSON.stringify(label)} but SELinux is not enabled on this host`);
   }
-  // never silently unlabelled: koci does not pass context= to its mounts yet
-  if (config.linux?.mountLabel) throw new UnsupportedError('linux.mountLabel is not supported by koci yet');
+
 }
 
 /** in the init, just before execve: the label the user's program runs under */
