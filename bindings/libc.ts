@@ -15,8 +15,8 @@ type Fn = ReturnType<koffi.LibraryHandle['func']>;
 let lib: koffi.LibraryHandle | undefined;
 const fns = new Map<string, Fn>();
 
-/** bind a libc prototype once */
-function fn(proto: string): Fn {
+/** bind a libc prototype once (shared with the other bindings/ modules that call libc) */
+export function fn(proto: string): Fn {
   let f = fns.get(proto);
   if (!f) {
     lib ??= koffi.load('libc.so.6');

@@ -6,31 +6,26 @@
 import * as koffi from 'koffi';
 import { SyscallError } from './errors';
 import { AF_UNIX, SCM_RIGHTS, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET } from './constants';
+import { fn as libcFn } from './libc';
 
-type Fn = ReturnType<koffi.LibraryHandle['func']>;
-let lib: koffi.LibraryHandle | undefined;
-const fns = new Map<string, Fn>();
+let structs = false;
 
-function fn(proto: string): Fn {
-  let f = fns.get(proto);
-  if (!f) {
-    lib ??= koffi.load('libc.so.6');
-    if (!fns.size) {
-      koffi.struct('koci_iovec', { iov_base: 'void *', iov_len: 'size_t' });
-      koffi.struct('koci_msghdr', {
-        msg_name: 'void *',
-        msg_namelen: 'uint32',
-        msg_iov: 'koci_iovec *',
-        msg_iovlen: 'size_t',
-        msg_control: 'void *',
-        msg_controllen: 'size_t',
-        msg_flags: 'int',
-      });
-    }
-    f = lib.func(proto);
-    fns.set(proto, f);
+/** libc's binder, after declaring the structs sendmsg/recvmsg take */
+function fn(proto: string): ReturnType<typeof libcFn> {
+  if (!structs) {
+    structs = true;
+    koffi.struct('koci_iovec', { iov_base: 'void *', iov_len: 'size_t' });
+    koffi.struct('koci_msghdr', {
+      msg_name: 'void *',
+      msg_namelen: 'uint32',
+      msg_iov: 'koci_iovec *',
+      msg_iovlen: 'size_t',
+      msg_control: 'void *',
+      msg_controllen: 'size_t',
+      msg_flags: 'int',
+    });
   }
-  return f;
+  return libcFn(proto);
 }
 
 const SUN_PATH_MAX = 108;
