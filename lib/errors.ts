@@ -93,6 +93,16 @@ export class UnsupportedError extends KociError {
   override code = 'EKOCI_UNSUPPORTED';
 }
 
+/** linux.resources or linux.cgroupsPath asks for something this host's cgroups cannot do (or a value they refuse) */
+export class CgroupError extends KociError {
+  override name = 'CgroupError';
+  override code = 'EKOCI_CGROUP';
+  /** the config field, as a dotted path ('linux.resources.network.classID') */
+  constructor(readonly field: string, reason: string, readonly path?: string) {
+    super(`${field}: ${reason}`);
+  }
+}
+
 /** container setup failed in the init process without a failing syscall (a bad path, a missing executable) */
 export class SetupError extends KociError {
   override name = 'SetupError';
@@ -148,6 +158,7 @@ export function fromWire(w: WireError): Error {
     case 'HookError': e = new HookError(s('hook') ?? '', s('path') ?? '', ''); break;
     case 'UnsupportedError': e = new UnsupportedError(''); break;
     case 'SetupError': e = new SetupError(s('step') ?? '', '', s('path')); break;
+    case 'CgroupError': e = new CgroupError(s('field') ?? '', '', s('path')); break;
     case 'CreateError':
       e = new CreateError(fromWire(w.cause as WireError), ((w.cleanup as WireError[]) ?? []).map(fromWire));
       break;

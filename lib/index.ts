@@ -6,27 +6,35 @@
  *
  * Operations that fork (create, run) run in a short-lived koci helper under
  * `node --single-threaded`; the host process is never forked. The others
- * (start, state, kill, delete, list) run in-process. A Runtime holds no
+ * (start, state, kill, delete, list, pause, resume, ps, stats, events) run in-process. A Runtime holds no
  * global state: two Runtimes with different roots are independent.
  */
 import { spawn, type StdioOptions } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { deleteContainer } from './container/delete';
+import { type ContainerEvent, containerEvents, containerStats, type EventsOptions } from './container/events';
 import { killContainer } from './container/kill';
+import { pauseContainer, resumeContainer } from './container/pause';
+import { psContainer, psInfo, type ProcessInfo } from './container/ps';
+import type { Stats } from './cgroups/stats';
 import { type ContainerSummary, containerState, listContainers } from './container/query';
 import { parseSignal } from './container/signals';
 import { startContainer } from './container/start';
+import { updateContainer } from './container/update';
 import { fromWire, KociError, type WireError } from './errors';
 import type { ExitStatus, HelperRequest } from './process/helper';
-import type { State } from './spec/types';
+import type { LinuxResources, State } from './spec/types';
 import { StateStore } from './state/store';
 
 export * from './errors';
 export { InvalidSignalError } from './container/signals';
 export type { ContainerSummary } from './container/query';
+export type { ContainerEvent, StatsEvent, OomEvent, EventsOptions } from './container/events';
+export type { ProcessInfo } from './container/ps';
+export type { Stats, CpuUsage, Throttling, MemoryStats, MemoryEntry, BlkioStats, BlkioEntry, HugetlbStats } from './cgroups/stats';
 export type { ExitStatus } from './process/helper';
-export type { Spec, State, ContainerStatus } from './spec/types';
+export type { Spec, State, ContainerStatus, LinuxResources } from './spec/types';
 export { defaultSpec, KOCI_OCI_VERSION } from './spec/default';
 export { defaultSeccomp } from './security/default-seccomp';
 export { validateConfig } from './spec/validate';
@@ -130,6 +138,47 @@ export class Runtime {
   /** remove a stopped (or created) container; `force` kills a running one first */
   async delete(id: string, options: DeleteOptions = {}): Promise<void> {
     deleteContainer(this.store, id, options.force === true, this.warn);
+  }
+
+  /** freeze every process of a running container (state then reads `paused`) */
+  async pause(id: string): Promise<void> {
+    pauseContainer(this.store, id);
+  }
+
+  /** thaw a paused container */
+  async resume(id: string): Promise<void> {
+    resumeContainer(this.store, id);
+  }
+
+  /** the host PIDs of the container's processes; with `details`, /proc facts about each */
+  async ps(id: string): Promise<number[]>;
+  async ps(id: string, options: { details: true }): Promise<ProcessInfo[]>;
+  async ps(id: string, options: { details?: boolean } = {}): Promise<number[] | ProcessInfo[]> {
+    const pids = psContainer(this.store, id);
+    return options.details ? psInfo(pids) : pids;
+  }
+
+  /** a snapshot of the container's cpu, memory, pids and blkio usage, from its cgroups */
+  async stats(id: string): Promise<Stats> {
+    return containerStats(this.store, id);
+  }
+
+  /**
+   * the container's events: stats every `interval` ms (the first at once)
+   * and an `oom` event per OOM kill, until it stops or `signal` aborts;
+   * leaving a for-await loop ends it too
+   */
+  events(id: string, options: EventsOptions = {}): AsyncGenerator<ContainerEvent, void, undefined> {
+    return containerEvents(this.store, id, options);
+  }
+
+  /**
+   * change a live container's cgroup limits (as `koci update`): only the
+   * fields given are written, all checked first; a field the host cannot
+   * honour rejects with CgroupError and changes nothing
+   */
+  async update(id: string, resources: LinuxResources): Promise<void> {
+    updateContainer(this.store, id, resources);
   }
 
   /** every container under this runtime's root */

@@ -36,7 +36,6 @@ function blockDevice(): string | undefined {
 export const cgroups: Case[] = [
   {
     name: 'cgroups: memory limit, reservation and swap',
-    todo: 5,
     run(t) {
       needController(t, 'memory');
       const pid = created(t, { memory: { limit: 67108864, reservation: 33554432, swap: 100663296 } });
@@ -55,7 +54,6 @@ export const cgroups: Case[] = [
   },
   {
     name: 'cgroups: cpu shares, quota and period',
-    todo: 5,
     run(t) {
       needController(t, 'cpu');
       const pid = created(t, { cpu: { shares: 512, quota: 50000, period: 100000 } });
@@ -72,7 +70,6 @@ export const cgroups: Case[] = [
   },
   {
     name: 'cgroups: cpuset cpus and mems',
-    todo: 5,
     run(t) {
       needController(t, 'cpuset');
       const pid = created(t, { cpu: { cpus: '0', mems: '0' } });
@@ -83,7 +80,6 @@ export const cgroups: Case[] = [
   },
   {
     name: 'cgroups: pids limit',
-    todo: 5,
     run(t) {
       needController(t, 'pids');
       const pid = created(t, { pids: { limit: 123 } });
@@ -93,7 +89,6 @@ export const cgroups: Case[] = [
   },
   {
     name: 'cgroups: blkio throttling',
-    todo: 5,
     run(t) {
       needController(t, CGROUP_V2 ? 'io' : 'blkio');
       const dev = blockDevice();
@@ -153,7 +148,6 @@ export const cgroups: Case[] = [
   },
   {
     name: 'cgroups: relative cgroupsPath places the container under the caller',
-    todo: 5,
     run(t) {
       needController(t, 'pids');
       const rel = `conformance-${process.pid}-${Date.now().toString(36)}`;

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as libc from '../../bindings/libc';
-import { SetupError } from '../errors';
+import { CgroupError, SetupError } from '../errors';
 
 export interface Hierarchy {
   mountpoint: string;
@@ -44,6 +44,12 @@ function ownCgroups(): Map<string, string> {
 
 /** the directories (one per hierarchy) a container with this cgroupsPath lives in */
 export function cgroupDirs(cgroupsPath: string | undefined, id: string): string[] {
+  if (cgroupsPath !== undefined && !cgroupsPath.startsWith('/') && /^[^/:]*:[^/:]*:[^/:]*$/.test(cgroupsPath)) {
+    throw new CgroupError('linux.cgroupsPath', `${JSON.stringify(cgroupsPath)} is the systemd "slice:prefix:name" form, which needs a systemd cgroup driver; koci has none: use an absolute or relative path`);
+  }
+  if (cgroupsPath !== undefined && (cgroupsPath === '' || cgroupsPath.split('/').includes('..'))) {
+    throw new CgroupError('linux.cgroupsPath', `${JSON.stringify(cgroupsPath)} must be a non-empty path without ".." components`);
+  }
   const own = ownCgroups();
   const rel = cgroupsPath ?? `koci-${id}`;
   return hierarchies().map((h) => {

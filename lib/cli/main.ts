@@ -19,6 +19,13 @@ commands:
   kill [--all] ID [SIGNAL]          (SIGTERM by default; KILL, SIGKILL or 9)
   delete [--force] ID
   list [--format table|json] [--quiet]
+  pause ID                          (freeze every process of a running container)
+  resume ID
+  ps [--format table|json] ID       (json: the host PIDs)
+  events [--stats] [--interval 5s] ID  (JSON lines: stats and oom events)
+  update [--memory N] [--memory-reservation N] [--memory-swap N] [--cpu-shares N]
+         [--cpu-quota N] [--cpu-period N] [--cpuset-cpus L] [--cpuset-mems L]
+         [--pids-limit N] [--blkio-weight N] [-r FILE|-] ID   (change live cgroup limits)
   spec [--bundle DIR] [--rootless]  (write a default config.json)
 
 global options:
@@ -54,6 +61,11 @@ function verb(name: string): Verb | undefined {
     case 'kill': return require('./kill').kill;
     case 'delete': return require('./delete').del;
     case 'list': return require('./list').list;
+    case 'pause': return require('./pause').pause;
+    case 'resume': return require('./pause').resume;
+    case 'ps': return require('./ps').ps;
+    case 'events': return require('./events').events;
+    case 'update': return require('./update').update;
     case 'spec': return require('./spec').spec;
     default: return undefined;
   }

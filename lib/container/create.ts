@@ -20,6 +20,7 @@ import { expect, type Message } from '../process/protocol';
 import { takeMaster } from '../process/console';
 import { planCapabilities } from '../security/capabilities';
 import { applyDeviceRulesV1, deviceRules, devicesLeaf } from '../cgroups/devices';
+import { CgroupManager } from '../cgroups/manager';
 import { checkLsm } from '../security/lsm';
 import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { runStage1 } from '../process/stage1';
@@ -128,6 +129,8 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     // before the init joins: it must never hold a device outside the rules
     const devLeaf = devicesLeaf(leaves);
     if (devLeaf) applyDeviceRulesV1(devLeaf, deviceRules(config));
+    // linux.resources, checked in full and written before the init joins
+    CgroupManager.forLeaves(leaves).apply(config.linux?.resources);
 
     const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp };
     recordHostMountNs();

@@ -5,6 +5,7 @@
  * force.
  */
 import { destroyCgroups } from '../cgroups';
+import { isFrozen, thaw } from '../cgroups/freezer';
 import { IncorrectStatusError } from '../errors';
 import { runHooks } from '../hooks';
 import { isAlive } from '../state/liveness';
@@ -18,14 +19,18 @@ export function deleteContainer(store: StateStore, id: string, force = false, wa
   const rec = withLockSync(store, id, () => {
     const rec = store.read(id);
     const status = store.status(rec);
-    if (status === 'running' && !force) throw new IncorrectStatusError(id, 'delete', status, 'stop it first or use --force');
+    if ((status === 'running' || status === 'paused') && !force) throw new IncorrectStatusError(id, 'delete', status, 'stop it first or use --force');
     if (status === 'creating' && !force) throw new IncorrectStatusError(id, 'delete', status, 'a create is in progress');
     if (status !== 'stopped') {
       signalAll(rec, 9);
       signalInit(rec, 9);
+      // a frozen v1 task does not die until thawed
+      if (status === 'paused') thaw(rec.cgroupLeaves ?? []);
       // the init is not our child: wait until the kernel says it is gone (or a zombie)
       for (let i = 0; i < 5000 && rec.pid !== undefined && isAlive(rec.pid, rec.initStartTime); i++) Atomics.wait(sleeper, 0, 0, 2);
     }
+    // leftovers in a frozen cgroup (init gone, children frozen) must thaw to die
+    if (status !== 'paused' && rec.cgroupLeaves?.length && isFrozen(rec.cgroupLeaves)) thaw(rec.cgroupLeaves);
     const errors = destroyCgroups(rec.cgroupPaths ?? [], rec.cgroupLeaves ?? []);
     store.remove(id);
     if (errors.length) warn(`removing cgroups of ${id}: ${errors.map((e) => e.message).join('; ')}`);

@@ -1,6 +1,7 @@
 /** kill: signal the container's init through a pidfd, so a recycled PID is never hit; --all signals every process in its cgroup. */
 import * as libc from '../../bindings/libc';
 import { cgroupPids } from '../cgroups';
+import { thaw } from '../cgroups/freezer';
 import { IncorrectStatusError, SyscallError } from '../errors';
 import { isAlive } from '../state/liveness';
 import { type ContainerRecord, StateStore } from '../state/store';
@@ -41,7 +42,11 @@ export function signalAll(rec: ContainerRecord, sig: number): void {
 export function killContainer(store: StateStore, id: string, sig: number, all = false): void {
   const rec = store.read(id);
   const status = store.status(rec);
-  if (status !== 'created' && status !== 'running') throw new IncorrectStatusError(id, 'kill', status, 'container is not running');
+  if (status !== 'created' && status !== 'running' && status !== 'paused') throw new IncorrectStatusError(id, 'kill', status, 'container is not running');
   if (all) signalAll(rec, sig);
-  if (!signalInit(rec, sig) && !all) throw new IncorrectStatusError(id, 'kill', 'stopped', 'container is not running');
+  const delivered = signalInit(rec, sig);
+  // as runc: a frozen task takes its signals on thaw; only SIGKILL thaws the
+  // container (v1 frozen tasks would never die), other signals wait for resume
+  if (status === 'paused' && sig === 9) thaw(rec.cgroupLeaves ?? []);
+  if (!delivered && !all) throw new IncorrectStatusError(id, 'kill', 'stopped', 'container is not running');
 }

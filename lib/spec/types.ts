@@ -467,7 +467,8 @@ export type FreeBSD = Record<string, unknown>;
 
 // ---- state document -----------------------------------------------------
 
-export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
+/** 'paused' is runc's extension: a running container whose cgroup is frozen */
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
 export interface State {
   ociVersion: string;

@@ -12,6 +12,7 @@ import { DEFAULT_STATE_ROOT } from '../paths';
 import type { ContainerStatus, Spec, State } from '../spec/types';
 import { validateId } from './id';
 import { isAlive } from './liveness';
+import { isFrozen } from '../cgroups/freezer';
 
 /** what koci keeps about a container (a superset of the OCI state) */
 export interface ContainerRecord {
@@ -129,6 +130,8 @@ export class StateStore {
   status(rec: ContainerRecord): ContainerStatus {
     if (rec.status === 'creating' || rec.status === 'stopped') return rec.status;
     if (rec.pid === undefined || !isAlive(rec.pid, rec.initStartTime)) return 'stopped';
+    // paused is not recorded: it is whatever the freezer says (a read or two of small cgroup files)
+    if (rec.status === 'running' && rec.cgroupLeaves?.length && isFrozen(rec.cgroupLeaves)) return 'paused';
     return rec.status;
   }
 
