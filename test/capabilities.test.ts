@@ -168,3 +168,12 @@ t.test('capabilities newer than the kernel are skipped with a warning, as runc d
   t.same(plan.ambient, []);
   t.same(plan.unknownToKernel.sort(), ['CAP_BPF', 'CAP_CHECKPOINT_RESTORE', 'CAP_PERFMON']);
 });
+
+t.test('ambient caps that are not inheritable are skipped, as runc does (runc spec lists them so)', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+  const b = makeBundle(t, STATUS, (s) => (s.process!.capabilities = { bounding: caps, effective: caps, permitted: caps, ambient: caps }));
+  const r = koci(['run', '--bundle', b.dir, uniqueId('amb')]);
+  t.equal(r.status, 0, `runs: ${r.stderr}`);
+  t.equal(capsInside(r.stdout).Amb, 0n, 'nothing raised: none of them is inheritable');
+});

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
+import { SyscallError } from '../errors';
 import type { LinuxCapabilities } from '../spec/types';
 import { CAPABILITIES } from './capability-names';
 
@@ -65,5 +66,13 @@ export function applyCapabilities(plan: CapPlan): void {
   libc.prctl(C.PR_SET_KEEPCAPS, 0);
   libc.capset(plan.effective, plan.permitted, plan.inheritable);
   libc.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL);
-  for (const c of plan.ambient) libc.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, c);
+  for (const c of plan.ambient) {
+    try {
+      libc.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, c);
+    } catch (e) {
+      // an ambient cap must also be permitted and inheritable; runc skips it (with a warning)
+      // rather than fail, and `runc spec` itself lists ambient caps without inheritable ones
+      if (!(SyscallError.is(e) && e.code === 'EPERM')) throw e;
+    }
+  }
 }
