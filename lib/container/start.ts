@@ -6,6 +6,7 @@
  */
 import { closeSync, openSync, readSync, unlinkSync } from 'node:fs';
 import * as C from '../../bindings/constants';
+import * as libc from '../../bindings/libc';
 import { fromWire, IncorrectStatusError, SetupError, type WireError } from '../errors';
 import { runHooks } from '../hooks';
 import { isAlive } from '../state/liveness';
@@ -40,6 +41,10 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
           // the init's '0' (it is released), then only an error report, if any
           const data = b.toString('utf8', 0, n);
           report += released ? data : data.slice(1);
+          if (!released) {
+            // the writer is there now, so EOF means it is gone: block until it comes (no polling)
+            libc.fcntl(fd, C.F_SETFL, libc.fcntl(fd, C.F_GETFL) & ~C.O_NONBLOCK);
+          }
           released = true;
         } else if (n === 0 && released) {
           break; // EOF: the init has exec'd the process, or died after reporting
