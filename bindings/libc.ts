@@ -214,6 +214,15 @@ export function pidfdGetfd(pidfd: number, targetFd: number): number {
   return check(fn('long syscall(long number, ...)')(C.arch.SYS_pidfd_getfd, 'int', pidfd, 'int', targetFd, 'uint', 0), 'pidfd_getfd', String(targetFd));
 }
 
+/**
+ * syscall(2) by number with koffi's variadic type/value pairs ('int', 1, 'str', 'x', …),
+ * returning the raw result and errno, for probing what a filter allows
+ */
+export function rawSyscall(number: number, ...typedArgs: unknown[]): { ret: number; errno: number } {
+  const ret = Number(fn('long syscall(long number, ...)')(number, ...typedArgs));
+  return { ret, errno: ret < 0 ? koffi.errno() : 0 };
+}
+
 /** reset every signal disposition to default and unblock all (ignored signals survive execve) */
 export function resetSignals(): void {
   const signal = fn('intptr_t signal(int sig, intptr_t handler)');

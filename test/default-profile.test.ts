@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, cpSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as koffi from 'koffi';
 import t, { type Test } from 'tap';
 import * as C from '../bindings/constants';
 import * as libc from '../bindings/libc';
@@ -231,8 +230,6 @@ t.test('keyctl and add_key fail with EPERM under the loaded filter (forked child
   const [SYS_keyctl, SYS_add_key, SYS_getpid] = ['keyctl', 'add_key', 'getpid'].map((n) => S.syscallResolveName(n));
   const filter = buildSeccomp(defaultSeccomp(RUNC_CAPS));
   t.teardown(() => releaseSeccomp(filter));
-  const sys = koffi.load('libc.so.6').func('long syscall(long number, ...)');
-  const errno = () => koffi.errno();
   const [r, w] = libc.pipe2(C.O_CLOEXEC);
   const pid = libc.fork();
   if (pid === 0) {
@@ -240,12 +237,10 @@ t.test('keyctl and add_key fail with EPERM under the loaded filter (forked child
     try {
       libc.prctl(38 /* PR_SET_NO_NEW_PRIVS */, 1);
       loadSeccomp(filter);
-      const k = sys(SYS_keyctl, 'int', 0x0 /* KEYCTL_GET_KEYRING_ID */, 'int', -3 /* session */, 'int', 0) as number;
-      const ke = errno();
-      const a = sys(SYS_add_key, 'str', 'user', 'str', 'koci-test', 'str', 'x', 'size_t', 1, 'int', -3) as number;
-      const ae = errno();
-      const g = sys(SYS_getpid) as number;
-      out = `keyctl=${k}/${ke} add_key=${a}/${ae} getpid=${g > 0 ? 'ok' : g}`;
+      const k = libc.rawSyscall(SYS_keyctl, 'int', 0x0 /* KEYCTL_GET_KEYRING_ID */, 'int', -3 /* session */, 'int', 0);
+      const a = libc.rawSyscall(SYS_add_key, 'str', 'user', 'str', 'koci-test', 'str', 'x', 'size_t', 1, 'int', -3);
+      const g = libc.rawSyscall(SYS_getpid).ret;
+      out = `keyctl=${k.ret}/${k.errno} add_key=${a.ret}/${a.errno} getpid=${g > 0 ? 'ok' : g}`;
     } catch (e) {
       out = `error ${(e as Error).message}`;
     }
