@@ -1,4 +1,4 @@
-import { createContainer } from '../container/create';
+import { createContainer, type CreateOptions } from '../container/create';
 import { parseArgs, UsageError } from './args';
 import { type CliContext, positional } from './context';
 
@@ -13,10 +13,10 @@ export const createOptions = {
 
 export type CreateFlags = Record<keyof typeof createOptions, string | boolean | undefined>;
 
-export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFlags>, onConsole?: (masterFd: number) => void) {
+export function createOptionsFromFlags(ctx: CliContext, id: string, o: Partial<CreateFlags>): CreateOptions {
   const preserve = o.preserveFds === undefined ? 0 : Number(o.preserveFds);
   if (!Number.isInteger(preserve) || preserve < 0) throw new UsageError(`--preserve-fds must be a non-negative integer`);
-  return createContainer({
+  return {
     id,
     bundle: typeof o.bundle === 'string' ? o.bundle : process.cwd(),
     root: ctx.root,
@@ -24,15 +24,14 @@ export function createFromFlags(ctx: CliContext, id: string, o: Partial<CreateFl
     consoleSocket: typeof o.consoleSocket === 'string' ? o.consoleSocket : undefined,
     noPivot: o.noPivot === true,
     noNewKeyring: o.noNewKeyring === true,
-    onConsole,
     warn: (m) => ctx.log.warn(m),
     preserveFds: preserve,
-  });
+  };
 }
 
 export function create(ctx: CliContext, argv: string[]): number {
   const { options, rest } = parseArgs(argv, createOptions, false);
   const [id] = positional(rest, ['container-id']);
-  createFromFlags(ctx, id, options);
+  createContainer(createOptionsFromFlags(ctx, id, options));
   return 0;
 }

@@ -9,12 +9,9 @@
  * The container's stdio is this helper's stdio 0-2.
  */
 import { writeSync } from 'node:fs';
-import * as libc from '../../bindings/libc';
 import { createContainer, type CreateOptions } from '../container/create';
-import { deleteContainer } from '../container/delete';
-import { startContainer } from '../container/start';
+import { runContainer } from '../container/run';
 import { toWire } from '../errors';
-import { relayConsole } from './console';
 import { StateStore } from '../state/store';
 
 export interface HelperRequest {
@@ -40,28 +37,18 @@ async function serve(req: HelperRequest): Promise<void> {
   const warnings: string[] = [];
   const warn = (m: string) => warnings.push(m);
   // the container's processes must not hold the reply pipe (the library reads it to EOF)
-  let master: number | undefined;
-  const onConsole = req.op === 'run' ? (fd: number) => (master = fd) : undefined;
-  const rec = createContainer({ ...req.create, closeFds: [req.replyFd], onConsole, warn });
-  // process.terminal: the container's terminal is relayed to this helper's stdio
-  const stopRelay = master === undefined ? undefined : relayConsole(master);
+  const create = { ...req.create, closeFds: [req.replyFd], warn };
   if (req.op === 'create') {
-    reply({ created: store.ociState(rec) });
+    reply({ created: store.ociState(createContainer(create)) });
     return;
   }
-  try {
-    startContainer(store, rec.id, warn);
-  } catch (e) {
-    deleteContainer(store, rec.id, true, warn);
-    await stopRelay?.();
-    throw e;
-  }
-  // the state as of the exec: running with its pid, even if the process has already exited
-  reply({ created: { ...store.ociState(rec), status: 'running', pid: rec.pid }, warnings });
-  // create made this helper the subreaper, so the init is its child once stage 1 has exited
-  const w = await libc.waitpidAsync(rec.pid!);
-  await stopRelay?.();
-  if (!req.keep) deleteContainer(store, rec.id, true, warn);
+  // process.terminal: runContainer relays the container's terminal to this helper's stdio
+  const w = (await runContainer(store, create, {
+    keep: req.keep,
+    warn,
+    // the state as of the exec: running with its pid, even if the process has already exited
+    onStarted: (rec) => reply({ created: { ...store.ociState(rec), status: 'running', pid: rec.pid }, warnings }),
+  }))!;
   reply({ exited: { exitCode: w.exitCode ?? null, signal: w.signal ?? null }, warnings });
 }
 
