@@ -8,9 +8,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KociError } from '../errors';
+import { sleepSync } from '../sleep';
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-const sleep = (ms: number) => Atomics.wait(sleeper, 0, 0, ms);
 
 function read(path: string): string | undefined {
   try {
@@ -66,13 +65,13 @@ export function freezeV1(dir: string, timeoutMs = 10_000): void {
       writeFileSync(file, 'THAWED');
       throw new KociError(`freezing ${dir} timed out (freezer.state ${read(file)?.trim()})`);
     }
-    sleep(i < 10 ? 1 : 10);
+    sleepSync(i < 10 ? 1 : 10);
   }
 }
 
 export function thawV1(dir: string): void {
   writeFileSync(join(dir, 'freezer.state'), 'THAWED');
-  for (let i = 0; i < 1000 && read(join(dir, 'freezer.state'))?.trim() !== 'THAWED'; i++) sleep(2);
+  for (let i = 0; i < 1000 && read(join(dir, 'freezer.state'))?.trim() !== 'THAWED'; i++) sleepSync(2);
 }
 
 /** freeze through cgroup.freeze and wait for cgroup.events to report `frozen 1` */
@@ -84,13 +83,13 @@ export function freezeV2(dir: string, timeoutMs = 10_000): void {
       writeFileSync(join(dir, 'cgroup.freeze'), '0');
       throw new KociError(`freezing ${dir} timed out (cgroup.events does not say frozen 1)`);
     }
-    sleep(i < 10 ? 1 : 10);
+    sleepSync(i < 10 ? 1 : 10);
   }
 }
 
 export function thawV2(dir: string): void {
   writeFileSync(join(dir, 'cgroup.freeze'), '0');
-  for (let i = 0; i < 1000 && v2Frozen(dir); i++) sleep(2);
+  for (let i = 0; i < 1000 && v2Frozen(dir); i++) sleepSync(2);
 }
 
 /** freeze the container's processes: the v1 freezer when the host has one, else cgroup.freeze */

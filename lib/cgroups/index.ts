@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import * as libc from '../../bindings/libc';
 import { CgroupError, SetupError } from '../errors';
+import { sleepSync } from '../sleep';
 
 export interface Hierarchy {
   mountpoint: string;
@@ -110,7 +111,6 @@ export function cgroupPids(dirs: string[]): number[] {
   return [];
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /** kill what is left in the cgroups and remove the directories koci made (innermost first) */
 export function destroyCgroups(made: string[], leaves: string[]): Error[] {
@@ -125,7 +125,7 @@ export function destroyCgroups(made: string[], leaves: string[]): Error[] {
         /* already gone */
       }
     }
-    Atomics.wait(sleeper, 0, 0, 2);
+    sleepSync(2);
   }
   for (const d of [...made].reverse()) {
     for (let i = 0; ; i++) {
@@ -136,7 +136,7 @@ export function destroyCgroups(made: string[], leaves: string[]): Error[] {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') break;
         if (code === 'EBUSY' && i < 50) {
-          Atomics.wait(sleeper, 0, 0, 2);
+          sleepSync(2);
           continue;
         }
         errors.push(e as Error);

@@ -12,8 +12,8 @@ import { isAlive } from '../state/liveness';
 import { StateStore, withLockSync } from '../state/store';
 import type { Warn } from './start';
 import { signalAll, signalInit } from './kill';
+import { sleepSync } from '../sleep';
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export function deleteContainer(store: StateStore, id: string, force = false, warn: Warn = () => {}): void {
   const rec = withLockSync(store, id, () => {
@@ -27,7 +27,7 @@ export function deleteContainer(store: StateStore, id: string, force = false, wa
       // a frozen v1 task does not die until thawed
       if (status === 'paused') thaw(rec.cgroupLeaves ?? []);
       // the init is not our child: wait until the kernel says it is gone (or a zombie)
-      for (let i = 0; i < 5000 && rec.pid !== undefined && isAlive(rec.pid, rec.initStartTime); i++) Atomics.wait(sleeper, 0, 0, 2);
+      for (let i = 0; i < 5000 && rec.pid !== undefined && isAlive(rec.pid, rec.initStartTime); i++) sleepSync(2);
     }
     // leftovers in a frozen cgroup (init gone, children frozen) must thaw to die
     if (status !== 'paused' && rec.cgroupLeaves?.length && isFrozen(rec.cgroupLeaves)) thaw(rec.cgroupLeaves);

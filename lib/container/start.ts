@@ -11,8 +11,8 @@ import { fromWire, IncorrectStatusError, SetupError, type WireError } from '../e
 import { runHooks } from '../hooks';
 import { isAlive } from '../state/liveness';
 import { type ContainerRecord, StateStore, withLockSync } from '../state/store';
+import { sleepSync } from '../sleep';
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export interface Warn {
   (message: string): void;
@@ -52,7 +52,7 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
           throw new SetupError('start', `container init (pid ${rec.pid}) exited before it could be started`);
         }
         if (n <= 0) {
-          Atomics.wait(sleeper, 0, 0, wait);
+          sleepSync(wait);
           wait = Math.min(wait + 1, 10);
         }
       }

@@ -11,6 +11,7 @@ import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { HookError } from '../errors';
 import type { Hook, Hooks, State } from '../spec/types';
+import { sleepSync } from '../sleep';
 
 export type HookKind = keyof Hooks;
 
@@ -61,10 +62,6 @@ function runHook(kind: HookKind, h: Hook, stateJson: string): void {
   if (r.status !== 0) throw new HookError(kind, h.path, describeExit(r.status, r.signal) + trimOutput(r.stderr || r.stdout));
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-function sleepMs(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
-}
 
 /**
  * Run hooks from a forked child (container init): fork, exec, feed the state
@@ -124,6 +121,6 @@ function runHookInChild(kind: HookKind, h: Hook, stateJson: Buffer): void {
       libc.close(outR);
       throw new HookError(kind, h.path, `timed out after ${h.timeout}s`);
     }
-    sleepMs(1);
+    sleepSync(1);
   }
 }

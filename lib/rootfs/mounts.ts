@@ -8,6 +8,7 @@ import type { Mount } from '../spec/types';
 import { mount, remountBind } from './mount';
 import { parseMountOptions, type ParsedOptions } from './options';
 import { fdPath, mkdirInRoot, touchInRoot, withPathInRoot } from './paths';
+import { sleepSync } from '../sleep';
 
 export interface MountContext {
   rootfs: string;
@@ -39,7 +40,7 @@ export function containerDestination(dest: string): string {
  */
 function testDelay(): void {
   const ms = Number(process.env.KOCI_TEST_MOUNT_DELAY_MS ?? 0);
-  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  if (ms > 0) sleepSync(ms);
 }
 const unsafePaths = (): boolean => process.env.KOCI_TEST_UNSAFE_MOUNT_PATHS === '1';
 

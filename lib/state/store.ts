@@ -13,6 +13,7 @@ import type { ContainerStatus, Spec, State } from '../spec/types';
 import { validateId } from './id';
 import { isAlive } from './liveness';
 import { isFrozen } from '../cgroups/freezer';
+import { sleepSync } from '../sleep';
 
 /** what koci keeps about a container (a superset of the OCI state) */
 export interface ContainerRecord {
@@ -147,11 +148,10 @@ export class StateStore {
 
 /** run fn holding the container's lock, waiting (synchronously) while another command holds it */
 export function withLockSync<T>(store: StateStore, id: string, fn: () => T): T {
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
   let fd: number | null;
   let wait = 1;
   while ((fd = store.tryLock(id)) === null) {
-    Atomics.wait(sleeper, 0, 0, wait);
+    sleepSync(wait);
     wait = Math.min(wait * 2, 50);
   }
   try {
