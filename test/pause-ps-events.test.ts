@@ -225,11 +225,13 @@ t.test('events reports an OOM kill', { skip }, async (t) => {
   writeFileSync(join(b.rootfs, 'tmp', 'go'), '');
   await until('an oom event', () => seen.some((e) => e.type === 'oom'), 15000);
   t.same(seen.find((e) => e.type === 'oom'), { type: 'oom', id }, 'oom event, as runc prints it');
-  await until('dd to end', () => existsSync(join(b.rootfs, 'tmp', 'dd')));
-  t.equal(readFileSync(join(b.rootfs, 'tmp', 'dd'), 'utf8'), 'rc=137\n', 'dd was OOM-killed');
+  // The kernel may OOM-kill sh too before dd's pages are reaped; then the container stops.
+  const ddFile = join(b.rootfs, 'tmp', 'dd');
+  await until('dd to end', () => existsSync(ddFile) || stateOf(koci, id).status === 'stopped');
+  if (existsSync(ddFile)) t.equal(readFileSync(ddFile, 'utf8'), 'rc=137\n', 'dd was OOM-killed');
   // events ends by itself once the container stops
   const exited = new Promise<number | null>((r) => ev.on('exit', (code) => r(code)));
-  t.equal(koci(['kill', id, 'KILL']).status, 0);
+  if (stateOf(koci, id).status !== 'stopped') t.equal(koci(['kill', id, 'KILL']).status, 0);
   t.equal(await exited, 0, 'events exits when the container stops');
 });
 
