@@ -208,6 +208,7 @@ t.test('events reports an OOM kill', { skip }, async (t) => {
   t.equal(koci(['start', id]).status, 0);
 
   const ev = spawn(KOCI, ['--root', koci.root, 'events', '--interval', '1s', id], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => ev.on('exit', (code) => r(code)));
   t.teardown(() => {
     if (ev.exitCode === null) ev.kill('SIGKILL');
   });
@@ -230,7 +231,6 @@ t.test('events reports an OOM kill', { skip }, async (t) => {
   await until('dd to end', () => existsSync(ddFile) || stateOf(koci, id).status === 'stopped');
   if (existsSync(ddFile)) t.equal(readFileSync(ddFile, 'utf8'), 'rc=137\n', 'dd was OOM-killed');
   // events ends by itself once the container stops
-  const exited = new Promise<number | null>((r) => ev.on('exit', (code) => r(code)));
   if (stateOf(koci, id).status !== 'stopped') t.equal(koci(['kill', id, 'KILL']).status, 0);
   t.equal(await exited, 0, 'events exits when the container stops');
 });
