@@ -14,6 +14,7 @@ interface ArchTable {
   SYS_close_range: number;
   SYS_keyctl: number;
   SYS_pidfd_getfd: number;
+  SYS_bpf: number;
   O_DIRECTORY: number;
   O_NOFOLLOW: number;
   /** highest user-space address + 1 (for madvise over the whole address space) */
@@ -29,6 +30,7 @@ const x64: ArchTable = {
   SYS_close_range: 436,
   SYS_keyctl: 250,
   SYS_pidfd_getfd: 438,
+  SYS_bpf: 321,
   O_DIRECTORY: 0o200000,
   O_NOFOLLOW: 0o400000,
   USER_ADDR_END: 0x7ffffffff000n,
@@ -43,6 +45,7 @@ const arm64: ArchTable = {
   SYS_close_range: 436,
   SYS_keyctl: 219,
   SYS_pidfd_getfd: 438,
+  SYS_bpf: 280,
   O_DIRECTORY: 0o40000,
   O_NOFOLLOW: 0o100000,
   USER_ADDR_END: 0x1000000000000n,

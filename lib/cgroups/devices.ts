@@ -5,12 +5,15 @@
  * ptmx and /dev/pts/*, plus mknod of anything), then one allow rule per
  * linux.devices entry. On cgroup v1 they are written in that order to the
  * devices hierarchy, whose kernel semantics are exactly "apply in order".
- * cgroup v2 needs an eBPF program instead (issue 5).
+ * Without a v1 devices hierarchy (pure cgroup v2) they become an eBPF program
+ * on the container's cgroup2 directory (device-program.ts).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SetupError } from '../errors';
 import type { LinuxDeviceCgroup, Spec } from '../spec/types';
+import { attachDeviceProgram, compileDeviceProgram } from './device-program';
+import { type Hierarchy, hierarchies } from './index';
 
 const DEFAULT_ALLOWED: LinuxDeviceCgroup[] = [
   { allow: true, type: 'c', access: 'm' },
@@ -43,6 +46,26 @@ export function ruleLine(r: LinuxDeviceCgroup): string {
 /** the leaf of the v1 devices hierarchy among the container's cgroup dirs, if any */
 export function devicesLeaf(leaves: readonly string[]): string | undefined {
   return leaves.find((d) => existsSync(join(d, 'devices.allow')));
+}
+
+/**
+ * Where a container's device rules go: the v1 devices leaf when the host has
+ * that hierarchy (hybrid hosts keep it), else its cgroup2 leaf, where a
+ * device program works whatever controllers are enabled.
+ */
+export function deviceTarget(leaves: readonly string[], mounts: Hierarchy[] = hierarchies()): { version: 1 | 2; dir: string } | undefined {
+  const v1 = devicesLeaf(leaves);
+  if (v1) return { version: 1, dir: v1 };
+  const v2 = mounts.filter((m) => m.key === '').map((m) => m.mountpoint);
+  const dir = leaves.find((l) => v2.some((m) => l === m || l.startsWith(`${m}/`)));
+  return dir ? { version: 2, dir } : undefined;
+}
+
+/** create: the rules onto the container's cgroup before the init joins it */
+export function applyDeviceRules(leaves: readonly string[], rules: readonly LinuxDeviceCgroup[]): void {
+  const target = deviceTarget(leaves);
+  if (target?.version === 1) applyDeviceRulesV1(target.dir, rules);
+  else if (target) attachDeviceProgram(target.dir, compileDeviceProgram(rules));
 }
 
 export function applyDeviceRulesV1(dir: string, rules: readonly LinuxDeviceCgroup[]): void {

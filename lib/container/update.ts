@@ -3,6 +3,8 @@
  * fields given are written; they are checked in full first, then merged into
  * the recorded config so a later update or `events` sees the current limits.
  */
+import { attachDeviceProgram, compileDeviceProgram } from '../cgroups/device-program';
+import { deviceRules, deviceTarget } from '../cgroups/devices';
 import { CgroupManager } from '../cgroups/manager';
 import { CgroupError, IncorrectStatusError } from '../errors';
 import type { LinuxResources } from '../spec/types';
@@ -23,12 +25,22 @@ export function updateContainer(store: StateStore, id: string, resources: LinuxR
   withLockSync(store, id, () => {
     const rec = store.read(id);
     const status = store.status(rec);
-    if (status === 'stopped' || status === 'creating') throw new IncorrectStatusError(id, 'update', status, 'container is not running');
+    if (status === 'stopped' || status === 'creating') throw new IncorrectStatusError(id, 'update', status, 'container not running');
     const { devices, ...rest } = resources;
-    if (devices?.length) throw new CgroupError('linux.resources.devices', 'device rules cannot be changed on a live container');
+    const merged = mergeResources(rec.config.linux?.resources, devices?.length ? resources : rest);
+    // new device rules replace the old ones (defaults and linux.devices stay); compiled, so checked, before anything is written
+    let program: { dir: string; insns: Buffer } | undefined;
+    if (devices?.length) {
+      const target = deviceTarget(rec.cgroupLeaves ?? []);
+      if (target?.version !== 2) {
+        throw new CgroupError('linux.resources.devices', target ? 'device rules can be changed on a live container only on cgroup v2 (rewriting the v1 device cgroup denies devices in use while it happens)' : 'this container has no cgroup that controls devices');
+      }
+      program = { dir: target.dir, insns: compileDeviceProgram(deviceRules({ ...rec.config, linux: { ...rec.config.linux, resources: merged } })) };
+    }
     CgroupManager.forLeaves(rec.cgroupLeaves ?? []).apply(rest, true);
+    if (program) attachDeviceProgram(program.dir, program.insns);
     rec.config.linux ??= {};
-    rec.config.linux.resources = mergeResources(rec.config.linux.resources, rest);
+    rec.config.linux.resources = merged;
     store.write(rec);
   });
 }
