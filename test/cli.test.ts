@@ -69,7 +69,7 @@ t.test('state, list and kill --all', { skip }, async (t) => {
   t.notOk(existsSync(`/proc/${procs[0]}/stat`) && readFileSync(`/proc/${procs[0]}/stat`, 'utf8').includes('(sleep)'), 'the sleep got the signal too');
   const k = koci(['kill', id]);
   t.equal(k.status, 1);
-  t.match(k.stderr, /not running/, 'orchestrators match "not running"');
+  t.match(k.stderr, /container not running/, 'containerd matches "container not running" literally');
   t.equal(koci(['delete', id]).status, 0);
   t.equal(koci(['list', '--format', 'json']).stdout, '[]\n');
 });

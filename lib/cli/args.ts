@@ -8,6 +8,8 @@ export interface OptionSpec {
   names: readonly string[];
   /** takes a value */
   value: boolean;
+  /** may be repeated: every value lands in `lists` (`--env A=1 --env B=2`) */
+  multi?: boolean;
 }
 
 export class UsageError extends Error {
@@ -17,6 +19,8 @@ export class UsageError extends Error {
 
 export interface Parsed {
   options: Record<string, string | boolean>;
+  /** values of the repeatable options, in order */
+  lists: Record<string, string[]>;
   rest: string[];
 }
 
@@ -28,6 +32,7 @@ export function parseArgs(argv: string[], specs: Readonly<Record<string, OptionS
   const byName = new Map<string, [string, OptionSpec]>();
   for (const [canon, s] of Object.entries(specs)) for (const n of s.names) byName.set(n, [canon, s]);
   const options: Record<string, string | boolean> = {};
+  const lists: Record<string, string[]> = {};
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -50,12 +55,15 @@ export function parseArgs(argv: string[], specs: Readonly<Record<string, OptionS
     if (!found) throw new UsageError(`unknown option ${a}`);
     const [canon, spec] = found;
     if (spec.value) {
-      if (eq >= 0) options[canon] = body.slice(eq + 1);
-      else if (i + 1 < argv.length) options[canon] = argv[++i];
+      let value: string;
+      if (eq >= 0) value = body.slice(eq + 1);
+      else if (i + 1 < argv.length) value = argv[++i];
       else throw new UsageError(`option ${a} needs a value`);
+      if (spec.multi) (lists[canon] ??= []).push(value);
+      else options[canon] = value;
     } else {
       options[canon] = eq >= 0 ? body.slice(eq + 1) !== 'false' : true;
     }
   }
-  return { options, rest };
+  return { options, lists, rest };
 }

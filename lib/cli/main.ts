@@ -12,9 +12,13 @@ import { Logger } from './log';
 const USAGE = `usage: koci [global options] <command> [options] <container-id> ...
 
 commands:
-  create [--bundle DIR] [--pid-file FILE] [--no-pivot] [--preserve-fds N] ID
+  create [--bundle DIR] [--pid-file FILE] [--console-socket S] [--pidfd-socket S]
+         [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID
   start ID
-  run [--bundle DIR] [--pid-file FILE] [--detach] [--keep] [--no-pivot] ID
+  run [--bundle DIR] [--pid-file FILE] [--detach] [--keep] [--no-pivot] ... ID   (create's options too)
+  exec [--process FILE] [-t] [-d] [--console-socket S] [--pid-file F] [--cwd D]
+       [-e K=V]... [-u UID[:GID]] [-g GID]... [-c CAP]... [--no-new-privs]
+       [--preserve-fds N] [--pidfd-socket S] ID [ARGS...]   (run one more process in a container)
   state ID
   kill [--all] ID [SIGNAL]          (SIGTERM by default; KILL, SIGKILL or 9)
   delete [--force] ID
@@ -27,6 +31,7 @@ commands:
          [--cpu-quota N] [--cpu-period N] [--cpuset-cpus L] [--cpuset-mems L]
          [--pids-limit N] [--blkio-weight N] [-r FILE|-] ID   (change live cgroup limits)
   spec [--bundle DIR] [--rootless]  (write a default config.json)
+  features                          (the runtime-spec features document: what koci implements)
 
 global options:
   --root DIR            state directory (default ${DEFAULT_STATE_ROOT})
@@ -50,7 +55,7 @@ const GLOBAL = {
 
 type Verb = (ctx: CliContext, argv: string[]) => number | Promise<number>;
 /** verbs that fork must run in a --single-threaded Node */
-const FORKING = new Set(['create', 'run']);
+const FORKING = new Set(['create', 'run', 'exec']);
 
 function verb(name: string): Verb | undefined {
   switch (name) {
@@ -67,6 +72,8 @@ function verb(name: string): Verb | undefined {
     case 'events': return require('./events').events;
     case 'update': return require('./update').update;
     case 'spec': return require('./spec').spec;
+    case 'exec': return require('./exec').exec;
+    case 'features': return require('./features').featuresCommand;
     default: return undefined;
   }
 }

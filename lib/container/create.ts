@@ -18,8 +18,9 @@ import { Channel } from '../process/channel';
 import type { InitPlan } from '../process/plan';
 import { expect, type Message } from '../process/protocol';
 import { takeMaster } from '../process/console';
+import { sendConsole, sendPidfd } from '../process/handoff';
 import { planCapabilities } from '../security/capabilities';
-import { applyDeviceRulesV1, deviceRules, devicesLeaf } from '../cgroups/devices';
+import { applyDeviceRules, deviceRules } from '../cgroups/devices';
 import { CgroupManager } from '../cgroups/manager';
 import { checkLsm } from '../security/lsm';
 import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
@@ -41,6 +42,8 @@ export interface CreateOptions {
   /** keep the caller's session keyring (`--no-new-keyring`) */
   noNewKeyring?: boolean;
   consoleSocket?: string;
+  /** send a pidfd of the init to this unix socket once created (runc 1.2's --pidfd-socket) */
+  pidfdSocket?: string;
   preserveFds?: number;
   /**
    * process.terminal without a console socket: receives the runtime's copy of
@@ -78,7 +81,10 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     // as runc: a detached container's terminal must go somewhere
     throw new UnsupportedError('process.terminal is true: create (or run --detach) needs --console-socket; use `koci run` in the foreground, or set "terminal": false');
   }
-  if (opts.consoleSocket) throw new UnsupportedError('--console-socket: terminals are not supported yet');
+  if (opts.consoleSocket && !config.process?.terminal) {
+    // as runc: the socket would never receive anything
+    throw new UnsupportedError('--console-socket is only for a container whose process.terminal is true');
+  }
 
   const unknownCaps = config.process?.capabilities ? planCapabilities(config.process.capabilities).unknownToKernel : [];
   // as runc: a name this kernel does not know yet is skipped, not fatal
@@ -108,6 +114,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       rootfs,
       annotations: config.annotations,
       created: new Date().toISOString(),
+      noNewKeyring: opts.noNewKeyring || undefined,
       config,
     };
     store.write(rec);
@@ -127,8 +134,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       if (errors.length) throw errors[0];
     });
     // before the init joins: it must never hold a device outside the rules
-    const devLeaf = devicesLeaf(leaves);
-    if (devLeaf) applyDeviceRulesV1(devLeaf, deviceRules(config));
+    applyDeviceRules(leaves, deviceRules(config));
     // linux.resources, checked in full and written before the init joins
     CgroupManager.forLeaves(leaves).apply(config.linux?.resources);
 
@@ -177,17 +183,29 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     let next = parent.recv();
     if (next?.type === 'console') {
       const master = takeMaster(initPid, next.fd);
-      cleanups.push(() => libc.close(master));
-      parent.send({ type: 'go' });
-      next = parent.recv();
-      expect(next, 'created', died, fromWire);
-      cleanups.pop();
-      opts.onConsole!(master);
+      if (opts.consoleSocket) {
+        // the caller (containerd's shim, conmon) owns the terminal from here on
+        try {
+          sendConsole(opts.consoleSocket, master);
+        } finally {
+          libc.close(master);
+        }
+        parent.send({ type: 'go' });
+        next = parent.recv();
+      } else {
+        cleanups.push(() => libc.close(master));
+        parent.send({ type: 'go' });
+        next = parent.recv();
+        expect(next, 'created', died, fromWire);
+        cleanups.pop();
+        opts.onConsole!(master);
+      }
     }
     expect(next, 'created', died, fromWire);
     rec.status = 'created';
     store.write(rec);
     if (opts.pidFile) writeFileAtomic(opts.pidFile, String(initPid));
+    if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, initPid);
     return rec;
   } catch (e) {
     const failures: Error[] = [];

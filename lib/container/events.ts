@@ -40,7 +40,7 @@ function live(store: StateStore, id: string): { leaves: string[]; running: boole
 
 export function containerStats(store: StateStore, id: string): Stats {
   const { leaves, running } = live(store, id);
-  if (!running) throw new IncorrectStatusError(id, 'get stats of', 'stopped', 'container is not running');
+  if (!running) throw new IncorrectStatusError(id, 'get stats of', 'stopped', 'container not running');
   return readStats(leaves);
 }
 
@@ -65,7 +65,7 @@ export async function* containerEvents(store: StateStore, id: string, opts: Even
   if (!(interval > 0)) throw new RangeError(`events interval must be positive, not ${interval}`);
   const poll = Math.min(opts.pollInterval ?? 100, interval);
   const first = live(store, id);
-  if (!first.running) throw new IncorrectStatusError(id, 'get events of', 'stopped', 'container is not running');
+  if (!first.running) throw new IncorrectStatusError(id, 'get events of', 'stopped', 'container not running');
   const leaves = first.leaves;
   let ooms = oomCount(leaves) ?? 0;
   let nextStats = Date.now();

@@ -42,11 +42,11 @@ export function signalAll(rec: ContainerRecord, sig: number): void {
 export function killContainer(store: StateStore, id: string, sig: number, all = false): void {
   const rec = store.read(id);
   const status = store.status(rec);
-  if (status !== 'created' && status !== 'running' && status !== 'paused') throw new IncorrectStatusError(id, 'kill', status, 'container is not running');
+  if (status !== 'created' && status !== 'running' && status !== 'paused') throw new IncorrectStatusError(id, 'kill', status, 'container not running');
   if (all) signalAll(rec, sig);
   const delivered = signalInit(rec, sig);
   // as runc: a frozen task takes its signals on thaw; only SIGKILL thaws the
   // container (v1 frozen tasks would never die), other signals wait for resume
   if (status === 'paused' && sig === 9) thaw(rec.cgroupLeaves ?? []);
-  if (!delivered && !all) throw new IncorrectStatusError(id, 'kill', 'stopped', 'container is not running');
+  if (!delivered && !all) throw new IncorrectStatusError(id, 'kill', 'stopped', 'container not running');
 }

@@ -12,7 +12,7 @@ export function pauseContainer(store: StateStore, id: string): void {
   withLockSync(store, id, () => {
     const rec = store.read(id);
     const status = store.status(rec);
-    if (status !== 'running') throw new IncorrectStatusError(id, 'pause', status, status === 'paused' ? 'already paused' : 'container is not running');
+    if (status !== 'running') throw new IncorrectStatusError(id, 'pause', status, status === 'paused' ? 'already paused' : 'container not running');
     freeze(rec.cgroupLeaves ?? []);
   });
 }

@@ -140,7 +140,7 @@ export function psTable(infos: readonly ProcessInfo[]): string {
 export function psContainer(store: StateStore, id: string): number[] {
   const rec = store.read(id);
   const status = store.status(rec);
-  if (status === 'stopped' || status === 'creating') throw new IncorrectStatusError(id, 'ps', status, 'container is not running');
+  if (status === 'stopped' || status === 'creating') throw new IncorrectStatusError(id, 'ps', status, 'container not running');
   return containerPids(rec.cgroupLeaves ?? []);
 }
 

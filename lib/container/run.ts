@@ -5,6 +5,7 @@
  * detached (then create insists on a console socket).
  */
 import * as libc from '../../bindings/libc';
+import { UnsupportedError } from '../errors';
 import { relayConsole } from '../process/console';
 import type { ContainerRecord, StateStore } from '../state/store';
 import { createContainer, type CreateOptions } from './create';
@@ -23,6 +24,10 @@ export interface RunFlow {
 
 /** the process's wait status, or undefined when detached */
 export async function runContainer(store: StateStore, create: CreateOptions, flow: RunFlow): Promise<libc.WaitResult | undefined> {
+  if (create.consoleSocket && !flow.detach) {
+    // as runc: in the foreground the terminal is relayed to the caller; nobody would read the socket's
+    throw new UnsupportedError('--console-socket needs --detach: a foreground run attaches the terminal to its own stdio');
+  }
   let master: number | undefined;
   const onConsole = flow.detach ? undefined : (fd: number) => (master = fd);
   const rec = createContainer({ ...create, onConsole, warn: flow.warn });

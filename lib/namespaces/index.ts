@@ -48,6 +48,17 @@ export function writeIdMaps(pid: number, uidMappings: readonly LinuxIDMapping[] 
   if (gidMappings.length) writeFileSync(`/proc/${pid}/gid_map`, mapText(gidMappings));
 }
 
+/**
+ * exec: the namespaces of the container's init to join, in setns order (user
+ * first). Those the container shares with the host are joined too; the exec
+ * stage skips any it is already in (setns into one's own user namespace fails).
+ */
+export function planExecJoins(spec: Spec, initPid: number): NamespacePlan['join'] {
+  return (spec.linux?.namespaces ?? [])
+    .map((ns) => ({ type: ns.type, path: `/proc/${initPid}/ns/${NAMESPACES[ns.type].proc}`, flag: NAMESPACES[ns.type].flag }))
+    .sort((a, b) => JOIN_ORDER.indexOf(a.type) - JOIN_ORDER.indexOf(b.type));
+}
+
 /** /proc/<pid>/ns entry for a namespace type */
 export function nsProcName(type: LinuxNamespaceType): string {
   return NAMESPACES[type].proc;

@@ -5,10 +5,9 @@
  * exec.fifo for `start`, and execs the user's program.
  * Synchronous code only; ends in execve or _exit.
  */
-import { existsSync, mkdirSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { fromWire, SetupError, SyscallError, toWire } from '../errors';
+import { fromWire, SyscallError, toWire } from '../errors';
 import { runHooksInChild } from '../hooks';
 import { mount } from '../rootfs/mount';
 import { containerDestination, readOwnCgroups, mountEntry, type MountContext } from '../rootfs/mounts';
@@ -18,44 +17,12 @@ import { maskPaths, readonlyPaths } from '../rootfs/masks';
 import { moveRoot, pivotRoot, remountRootReadonly } from '../rootfs/pivot';
 import type { State } from '../spec/types';
 import type { Channel } from './channel';
-import { applyNoNewPrivileges, applyRlimits, applyUmask, switchUser } from './credentials';
-import { applyCapabilities, dropBounding, planCapabilities } from '../security/capabilities';
-import { setExecLabel } from '../security/lsm';
 import { applySysctl } from '../security/sysctl';
-import { loadSeccomp } from '../security/seccomp';
-import { attachPty, openPty } from './console';
-import { lookPath, prepareFds } from './exec';
+import { becomeProcess, createCwd, execProcess } from './become';
+import { openPty } from './console';
 import type { InitPlan } from './plan';
 import { expect } from './protocol';
 import { attributeStep } from './step';
-
-/**
- * mkdir -p of the cwd, one component at a time: Node's recursive mkdirSync
- * loops forever where mkdir says ENOENT under an existing parent (/proc/self/fd/N)
- */
-function createCwd(cwd: string): void {
-  if (existsSync(cwd)) return;
-  let path = '';
-  for (const part of cwd.split('/').filter(Boolean)) {
-    path += `/${part}`;
-    try {
-      mkdirSync(path, { mode: 0o755 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SetupError('cwd', `cannot create ${cwd}: mkdir ${path}: ${(e as NodeJS.ErrnoException).code}`, cwd);
-    }
-  }
-}
-
-/** the working directory must be reachable from the new root: getcwd fails (or says "(unreachable)") otherwise */
-function verifyCwdInRoot(cwd: string): void {
-  let where: string;
-  try {
-    where = libc.getcwd();
-  } catch {
-    throw new SetupError('cwd', `${cwd} is outside the container's root`, cwd);
-  }
-  if (!where.startsWith('/')) throw new SetupError('cwd', `${cwd} is outside the container's root (${where})`, cwd);
-}
 
 /** like runc: a kernel without keyrings (ENOSYS) is no reason to fail */
 function joinKeyring(name: string): void {
@@ -126,26 +93,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     }
     if (config.hostname !== undefined) run('sethostname', () => libc.sethostname(config.hostname!));
     if (config.domainname !== undefined) run('setdomainname', () => libc.setdomainname(config.domainname!));
-    run('rlimits', () => applyRlimits(proc.rlimits));
-    run('umask', () => applyUmask(proc));
-    // no capabilities object: the process keeps the init's (as runc)
-    const caps = proc.capabilities ? planCapabilities(proc.capabilities) : undefined;
-    // without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps go (as runc)
-    const seccompEarly = plan.seccomp !== undefined && !proc.noNewPrivileges;
-    if (seccompEarly) run('seccomp', () => loadSeccomp(plan.seccomp!, state));
-    if (caps) run('capabilities: bounding set', () => dropBounding(caps));
-    // setgroups is denied in a user namespace only when the runtime wrote "deny"; koci never does
-    run('switch user', () => switchUser(proc, true));
-    if (caps) run('capabilities', () => applyCapabilities(caps));
-    run('noNewPrivileges', () => applyNoNewPrivileges(proc));
-    run('cwd', () => {
-      libc.chdir(proc.cwd); // the syscall error names the path
-      // a cwd through a leaked fd (/proc/self/fd/N) can land outside the root (CVE-2024-21626 class)
-      if (process.env.KOCI_TEST_UNSAFE_CWD !== '1') verifyCwdInRoot(proc.cwd);
-    });
-    const env = proc.env ?? [];
-    const args = proc.args ?? [];
-    const exe = run('find executable', () => lookPath(args[0], env));
+    const identity = becomeProcess(proc, plan.seccomp, state, run);
 
     chan.send({ type: 'created' });
     run('wait for start', () => {
@@ -159,13 +107,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       libc.close(plan.fifoFd);
     });
     run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...state, status: 'created' })); // before the process runs: created (as runc)
-    if (ptySlave >= 0) run('attach terminal', () => attachPty(ptySlave));
-    run('prepare fds', () => prepareFds(plan.preserveFds));
-    libc.resetSignals();
-    run('LSM exec label', () => setExecLabel(config));
-    if (plan.seccomp && !seccompEarly) run('seccomp', () => loadSeccomp(plan.seccomp!, state)); // last: execve is the first filtered call
-    step = `exec ${exe}`;
-    libc.execve(exe, args, env);
+    execProcess(proc, identity, { ptySlave, preserveFds: plan.preserveFds, config, state }, run);
   } catch (e) {
     const error = toWire(attributeStep(e, step));
     try {

@@ -1,6 +1,6 @@
 /** Everything the forked children need, computed by the runtime before it forks (a pure conversion of the spec). */
 import type { NamespacePlan } from '../namespaces';
-import type { Spec } from '../spec/types';
+import type { Process, Spec, State } from '../spec/types';
 import type { SeccompFilter } from '../security/seccomp';
 
 export interface InitPlan {
@@ -20,4 +20,21 @@ export interface InitPlan {
   runtimeFds: number[];
   /** linux.seccomp built by the runtime (libseccomp context inherited through fork); the init only loads it */
   seccomp?: SeccompFilter;
+}
+
+/** exec: what the forked children need to join a running container and become one more of its processes */
+export interface ExecPlan {
+  id: string;
+  /** the init's namespaces, in setns order */
+  join: NamespacePlan['join'];
+  process: Process;
+  /** the container's config with `process` replaced: for the LSM exec label */
+  config: Spec;
+  state: State;
+  preserveFds: number;
+  runtimeFds: number[];
+  /** the container's linux.seccomp, built by the runtime */
+  seccomp?: SeccompFilter;
+  /** join the container's session keyring (unless create had --no-new-keyring) */
+  keyring: boolean;
 }

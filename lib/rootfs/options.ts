@@ -31,6 +31,9 @@ export const PROPAGATION: Record<string, number> = {
   unbindable: C.MS_UNBINDABLE, runbindable: C.MS_UNBINDABLE | C.MS_REC,
 };
 
+/** every option string parseMountOptions understands as a flag or propagation (others go to the filesystem) */
+export const MOUNT_OPTIONS: readonly string[] = ['bind', 'rbind', 'defaults', ...Object.keys(SET), ...Object.keys(CLEAR), ...Object.keys(PROPAGATION)];
+
 export function parseMountOptions(options: readonly string[] = []): ParsedOptions {
   const out: ParsedOptions = { flags: 0, propagation: [], data: [], bind: false, recursive: false };
   for (const o of options) {

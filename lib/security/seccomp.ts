@@ -217,6 +217,32 @@ export function buildSeccomp(profile: LinuxSeccomp): SeccompFilter {
   return filter;
 }
 
+const ACTIONS = ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY'];
+
+/** what `features` reports under linux.seccomp: names koci maps, and the flags this libseccomp and kernel accept */
+export function seccompFeatures(): { enabled: boolean; actions: string[]; operators: string[]; archs: string[]; knownFlags: string[]; supportedFlags: string[] } {
+  const enabled = S.seccompUnavailable() === undefined;
+  const supportedFlags: string[] = [];
+  const archs: string[] = [];
+  if (enabled) {
+    const ctx = S.init(S.SCMP_ACT_ALLOW);
+    try {
+      for (const [name, attr] of Object.entries(FLAGS)) {
+        try {
+          S.attrSet(ctx, attr, 1);
+          supportedFlags.push(name);
+        } catch {
+          /* not on this libseccomp or kernel */
+        }
+      }
+    } finally {
+      S.release(ctx);
+    }
+    for (const a of ARCHES) if (S.archResolveName(a.slice('SCMP_ARCH_'.length).toLowerCase())) archs.push(a);
+  }
+  return { enabled, actions: ACTIONS, operators: Object.keys(OPS), archs, knownFlags: Object.keys(FLAGS), supportedFlags };
+}
+
 /** buildSeccomp for a config that may have no linux.seccomp */
 export function prepareSeccomp(profile: LinuxSeccomp | undefined): SeccompFilter | undefined {
   return profile ? buildSeccomp(profile) : undefined;

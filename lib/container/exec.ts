@@ -1,0 +1,139 @@
+/**
+ * exec: run one more process in a created or running container. It joins
+ * every namespace of the container's init (user first) and its cgroups, and
+ * gets the process's own user, limits, capabilities, no_new_privs, cwd and
+ * env, under the container's seccomp profile. Returns once the process has
+ * exec'd (or throws, leaving nothing behind); waiting for it is the caller's.
+ * Runs in a koci process started with --single-threaded, because it forks.
+ */
+import * as C from '../../bindings/constants';
+import * as libc from '../../bindings/libc';
+import { addProcess } from '../cgroups';
+import { fromWire, IncorrectStatusError, InvalidSpecError, SetupError, SyscallError, UnsupportedError } from '../errors';
+import { planExecJoins } from '../namespaces';
+import { Channel } from '../process/channel';
+import { takeMaster } from '../process/console';
+import { sendConsole, sendPidfd } from '../process/handoff';
+import { runExecStage1 } from '../process/join';
+import type { ExecPlan } from '../process/plan';
+import { expect } from '../process/protocol';
+import { planCapabilities } from '../security/capabilities';
+import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
+import type { Process } from '../spec/types';
+import { validateConfig } from '../spec/validate';
+import type { StateStore } from '../state/store';
+import { writeFileAtomic } from './create';
+
+export interface ExecOptions {
+  /** the whole process (runtime-spec `process`), as `--process` gives it */
+  process: Process;
+  /** write the process's host PID here */
+  pidFile?: string;
+  /** process.terminal: send the pty master to this unix socket */
+  consoleSocket?: string;
+  /** send a pidfd of the process to this unix socket */
+  pidfdSocket?: string;
+  /** pass fds 3..3+N-1 on to the process */
+  preserveFds?: number;
+  /** process.terminal without a console socket: the runtime's copy of the master (a foreground exec relays it) */
+  onConsole?: (masterFd: number) => void;
+  warn?: (message: string) => void;
+}
+
+/** wait for a child; one that is not ours is fine */
+function reap(pid: number): void {
+  try {
+    libc.waitpid(pid);
+  } catch (e) {
+    if (!(e instanceof SyscallError && e.code === 'ECHILD')) throw e;
+  }
+}
+
+/** start the process in the container; returns its host PID once it has exec'd */
+export function execInContainer(store: StateStore, id: string, opts: ExecOptions): number {
+  const rec = store.read(id);
+  const status = store.status(rec);
+  if (status === 'paused') throw new IncorrectStatusError(id, 'exec in', status, 'resume it first');
+  if (status !== 'created' && status !== 'running') throw new IncorrectStatusError(id, 'exec in', status, 'container not running');
+  const config = { ...rec.config, process: opts.process };
+  const issues = validateConfig(config);
+  if (issues.length) throw new InvalidSpecError('process', issues);
+  const proc = opts.process;
+  if (proc.terminal && !opts.consoleSocket && !opts.onConsole) {
+    throw new UnsupportedError('process.terminal is true: a detached exec needs --console-socket');
+  }
+  if (opts.consoleSocket && !proc.terminal) throw new UnsupportedError('--console-socket is only for a process whose terminal is true (--tty)');
+  const unknownCaps = proc.capabilities ? planCapabilities(proc.capabilities).unknownToKernel : [];
+  if (unknownCaps.length) opts.warn?.(`capabilities unknown to this kernel, skipped: ${unknownCaps.join(', ')}`);
+
+  const seccomp = prepareSeccomp(rec.config.linux?.seccomp);
+  let stage1 = 0;
+  let pid = 0;
+  let parent: Channel | undefined;
+  try {
+    const plan: ExecPlan = {
+      id,
+      join: planExecJoins(rec.config, rec.pid!),
+      process: proc,
+      config,
+      state: store.ociState(rec),
+      preserveFds: opts.preserveFds ?? 0,
+      runtimeFds: [],
+      seccomp,
+      keyring: !rec.noNewKeyring,
+    };
+    // stage 2 is orphaned when stage 1 exits: it must come to us, to be waited for
+    libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
+    const [p, child] = Channel.pair();
+    parent = p;
+    stage1 = libc.fork();
+    if (stage1 === 0) {
+      parent.close();
+      runExecStage1(plan, child);
+    }
+    child.close();
+    const died = () => new SetupError('exec', 'the exec process exited before it was ready');
+    pid = expect(parent.recv(), 'init-pid', died, fromWire).pid;
+    libc.waitpid(stage1);
+    stage1 = 0;
+    addProcess(rec.cgroupLeaves ?? [], pid);
+    parent.send({ type: 'go' });
+    let next = parent.recv();
+    if (next?.type === 'console') {
+      const master = takeMaster(pid, next.fd);
+      if (opts.consoleSocket) {
+        try {
+          sendConsole(opts.consoleSocket, master);
+        } finally {
+          libc.close(master);
+        }
+      } else {
+        opts.onConsole!(master);
+      }
+      parent.send({ type: 'go' });
+      next = parent.recv();
+    }
+    // EOF: the channel's end closed with execve. Anything else is a report of what failed.
+    if (next !== null) expect(next, 'created', died, fromWire);
+    if (opts.pidFile) writeFileAtomic(opts.pidFile, String(pid));
+    if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, pid);
+    return pid;
+  } catch (e) {
+    if (pid) {
+      try {
+        libc.kill(pid, 9);
+      } catch {
+        /* gone already */
+      }
+      reap(pid);
+    }
+    if (stage1) {
+      libc.kill(stage1, 9);
+      reap(stage1);
+    }
+    throw e;
+  } finally {
+    parent?.close();
+    releaseSeccomp(seccomp);
+  }
+}
