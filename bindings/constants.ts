@@ -139,6 +139,7 @@ export const FD_CLOEXEC = 1;
 // sockets
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
 export const SOCK_SEQPACKET = 5;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;

@@ -5,7 +5,7 @@
  */
 import * as koffi from 'koffi';
 import { SyscallError } from './errors';
-import { AF_UNIX, SCM_RIGHTS, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET } from './constants';
+import { AF_UNIX, SCM_RIGHTS, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET } from './constants';
 import { fn as libcFn } from './libc';
 
 let structs = false;
@@ -141,4 +141,59 @@ export function recvWithFds(sock: number, maxData = 65536, maxFds = 16): { data:
     off += (len + 7) & ~7;
   }
   return { data: data.subarray(0, n), fds };
+}
+
+/** sockaddr_un for path; "@name" is the abstract name (no trailing NUL), as systemd writes NOTIFY_SOCKET */
+function unixAddr(path: string, call: string): Buffer {
+  const abstract = path.startsWith('@');
+  const p = abstract ? Buffer.concat([Buffer.alloc(1), Buffer.from(path.slice(1))]) : Buffer.from(path);
+  if (p.length >= SUN_PATH_MAX) throw new SyscallError(call, 36 /* ENAMETOOLONG */, path);
+  const addr = Buffer.alloc(2 + p.length + (abstract ? 0 : 1));
+  addr.writeUInt16LE(AF_UNIX, 0);
+  p.copy(addr, 2);
+  return addr;
+}
+
+/** a SOCK_DGRAM unix socket (close-on-exec), bound to path when one is given */
+export function dgramUnix(bindPath?: string): number {
+  const fd = fn('int socket(int domain, int type, int protocol)')(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) as number;
+  if (fd < 0) throw new SyscallError('socket', koffi.errno(), bindPath);
+  if (bindPath !== undefined) {
+    const addr = unixAddr(bindPath, 'bind');
+    if ((fn('int bind(int fd, const uint8_t *addr, uint32_t len)')(fd, addr, addr.length) as number) < 0) {
+      const e = koffi.errno();
+      fn('int close(int)')(fd);
+      throw new SyscallError('bind', e, bindPath);
+    }
+  }
+  return fd;
+}
+
+/** send one datagram to the socket bound at path */
+export function sendDgram(fd: number, path: string, data: Buffer): void {
+  const addr = unixAddr(path, 'sendto');
+  for (;;) {
+    const r = Number(fn('long sendto(int fd, const uint8_t *buf, size_t len, int flags, const uint8_t *addr, uint32_t alen)')(fd, data, data.length, 0x4000 /* MSG_NOSIGNAL */, addr, addr.length));
+    if (r >= 0) return;
+    const e = koffi.errno();
+    if (e !== 4) throw new SyscallError('sendto', e, path);
+  }
+}
+
+/** the next datagram, or null when none came within timeoutMs (poll) */
+export function recvDgram(fd: number, timeoutMs: number, max = 4096): Buffer | null {
+  const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(1 /* POLLIN */, 4);
+  const r = fn('int poll(_Inout_ uint8_t *fds, unsigned long n, int timeout)')(pfd, 1, timeoutMs) as number;
+  if (r < 0) {
+    const e = koffi.errno();
+    if (e === 4) return null;
+    throw new SyscallError('poll', e);
+  }
+  if (r === 0) return null;
+  const buf = Buffer.alloc(max);
+  const n = Number(fn('long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)')(fd, buf, max, 0));
+  if (n < 0) throw new SyscallError('recv', koffi.errno());
+  return buf.subarray(0, n);
 }

@@ -14,6 +14,13 @@ export const createOptions = {
 
 export type CreateFlags = Record<keyof typeof createOptions, string | boolean | undefined>;
 
+/** systemd socket activation of koci itself: LISTEN_FDS counts fds from 3, meant for us when LISTEN_PID is our PID */
+function listenFds(): number | undefined {
+  const n = Number(process.env.LISTEN_FDS);
+  if (!Number.isInteger(n) || n <= 0 || Number(process.env.LISTEN_PID) !== process.pid) return undefined;
+  return n;
+}
+
 export function createOptionsFromFlags(ctx: CliContext, id: string, o: Partial<CreateFlags>): CreateOptions {
   const preserve = o.preserveFds === undefined ? 0 : Number(o.preserveFds);
   if (!Number.isInteger(preserve) || preserve < 0) throw new UsageError(`--preserve-fds must be a non-negative integer`);
@@ -24,6 +31,8 @@ export function createOptionsFromFlags(ctx: CliContext, id: string, o: Partial<C
     pidFile: typeof o.pidFile === 'string' ? o.pidFile : undefined,
     consoleSocket: typeof o.consoleSocket === 'string' ? o.consoleSocket : undefined,
     pidfdSocket: typeof o.pidfdSocket === 'string' ? o.pidfdSocket : undefined,
+    notifySocket: process.env.NOTIFY_SOCKET || undefined,
+    listenFds: listenFds(),
     noPivot: o.noPivot === true,
     noNewKeyring: o.noNewKeyring === true,
     warn: (m) => ctx.log.warn(m),

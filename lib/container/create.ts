@@ -24,6 +24,7 @@ import { applyDeviceRules, deviceRules } from '../cgroups/devices';
 import { CgroupManager } from '../cgroups/manager';
 import { checkLsm } from '../security/lsm';
 import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
+import { setupNotify } from '../process/notify';
 import { runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
 import { loadBundle } from '../spec/load';
@@ -42,6 +43,10 @@ export interface CreateOptions {
   /** keep the caller's session keyring (`--no-new-keyring`) */
   noNewKeyring?: boolean;
   consoleSocket?: string;
+  /** the caller's NOTIFY_SOCKET: the container gets a socket of its own, relayed by start (as runc) */
+  notifySocket?: string;
+  /** systemd socket activation: fds 3..3+N-1 (before the preserved ones) pass on, with LISTEN_FDS=N and LISTEN_PID=1 */
+  listenFds?: number;
   /** send a pidfd of the init to this unix socket once created (runc 1.2's --pidfd-socket) */
   pidfdSocket?: string;
   preserveFds?: number;
@@ -100,6 +105,8 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     throw e;
   }
   const cleanups: Array<() => void> = [() => store.remove(opts.id)];
+  const notifyDir = opts.notifySocket ? setupNotify(config, store.dir(opts.id)) : undefined;
+  if (opts.listenFds && config.process) config.process.env = [...(config.process.env ?? []), `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
   const lock = store.tryLock(opts.id);
   let stage1 = 0;
   let initPid = 0;
@@ -115,6 +122,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       annotations: config.annotations,
       created: new Date().toISOString(),
       noNewKeyring: opts.noNewKeyring || undefined,
+      notify: notifyDir ? { dir: notifyDir, target: opts.notifySocket! } : undefined,
       config,
     };
     store.write(rec);
@@ -138,7 +146,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     // linux.resources, checked in full and written before the init joins
     CgroupManager.forLeaves(leaves).apply(config.linux?.resources);
 
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: opts.preserveFds ?? 0, runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp };
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);

@@ -12,17 +12,30 @@ import { runHooks } from '../hooks';
 import { isAlive } from '../state/liveness';
 import { type ContainerRecord, StateStore, withLockSync } from '../state/store';
 import { sleepSync } from '../sleep';
+import { NotifyRelay } from '../process/notify';
 
 
 export interface Warn {
   (message: string): void;
 }
 
+function withNotifyClosedOnError<T>(notify: () => NotifyRelay | undefined, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    notify()?.close();
+    throw e;
+  }
+}
+
 export function startContainer(store: StateStore, id: string, warn: Warn = () => {}): ContainerRecord {
-  const rec = withLockSync(store, id, () => {
+  let notify: NotifyRelay | undefined;
+  const rec = withNotifyClosedOnError(() => notify, () => withLockSync(store, id, () => {
     const rec = store.read(id);
     const status = store.status(rec);
     if (status !== 'created') throw new IncorrectStatusError(id, 'start', status, status === 'running' ? 'already started' : '');
+    // NOTIFY_SOCKET: listening before the process runs; our own caller's socket wins over create's
+    if (rec.notify) notify = new NotifyRelay(rec.notify.dir, process.env.NOTIFY_SOCKET || rec.notify.target);
     const fifo = store.fifoPath(id);
     // non-blocking, so a dead init can never hang start: poll the fifo and the init's liveness
     const fd = openSync(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
@@ -69,10 +82,18 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
     rec.status = 'running';
     store.write(rec);
     return rec;
-  });
+  }));
   // poststart failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
   // the state as of the exec: running with its pid, even if the process has already exited
   const state = { ...store.ociState(rec), status: 'running' as const, pid: rec.pid };
   runHooks('poststart', rec.config.hooks, state, warn);
+  if (notify) {
+    // as runc: start returns once the service inside says READY=1 (or its init is gone)
+    try {
+      notify.relayUntilReady(rec.pid!, () => isAlive(rec.pid!, rec.initStartTime));
+    } finally {
+      notify.close();
+    }
+  }
   return rec;
 }

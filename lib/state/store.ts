@@ -32,6 +32,8 @@ export interface ContainerRecord {
   cgroupLeaves?: string[];
   /** cgroup directories koci made for the container (outermost first), removed at delete */
   cgroupPaths?: string[];
+  /** NOTIFY_SOCKET: the container's socket dir (state dir) and the caller's socket to relay to */
+  notify?: { dir: string; target: string };
   /** created with --no-new-keyring: exec'd processes keep the caller's session keyring too */
   noNewKeyring?: boolean;
   /** the config the container was created from (hooks for later verbs, namespaces) */
