@@ -105,14 +105,14 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     throw e;
   }
   const cleanups: Array<() => void> = [() => store.remove(opts.id)];
-  const notifyDir = opts.notifySocket ? setupNotify(config, store.dir(opts.id)) : undefined;
-  if (opts.listenFds && config.process) config.process.env = [...(config.process.env ?? []), `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
   const lock = store.tryLock(opts.id);
   let stage1 = 0;
   let initPid = 0;
   let parent: Channel | undefined;
   let fifoFd = -1;
   try {
+    const notifyDir = opts.notifySocket ? setupNotify(config, store.dir(opts.id)) : undefined;
+    if (opts.listenFds && config.process) config.process.env = [...(config.process.env ?? []), `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
     const rec: ContainerRecord = {
       ociVersion: config.ociVersion,
       id: opts.id,
