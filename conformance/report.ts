@@ -35,9 +35,9 @@ export function table(runs: RunResult[]): string {
     '',
     ...summary(runs),
     '',
-    'Skips (host lacks the feature for every runtime):',
+    'Skips (the host lacks the feature for every runtime, or the runtime named lacks the command):',
     '',
-    ...[...new Set(runs.flatMap((r) => r.cases.filter((c) => c.status === 'skip').map((c) => `- ${c.name}: ${c.reason}`)))],
+    ...skips(runs),
     '',
     ...untrusted(runs),
     'Where runc and crun disagree, a case follows the runtime-spec text:',
@@ -53,6 +53,19 @@ export function table(runs: RunResult[]): string {
     '</details>',
   ];
   return lines.join('\n');
+}
+
+/** each skipped case once with its reason; a case not skipped by every runtime names the ones that skip it */
+function skips(runs: RunResult[]): string[] {
+  const by = new Map<string, { reason?: string; runtimes: string[] }>();
+  for (const r of runs) {
+    for (const c of r.cases.filter((x) => x.status === 'skip')) {
+      const e = by.get(c.name) ?? { reason: c.reason, runtimes: [] };
+      e.runtimes.push(r.runtime);
+      by.set(c.name, e);
+    }
+  }
+  return [...by].map(([name, e]) => `- ${name}: ${e.reason}${e.runtimes.length < runs.length ? ` (${e.runtimes.join(', ')} only)` : ''}`);
 }
 
 /** cases no reference runtime (runc, crun) passes or skips: not yet trusted */

@@ -82,6 +82,10 @@ t.test('exec flags: --user, --cwd, --env, --cap, --no-new-privs; the process kee
     'sh', '-c', 'echo "$(id -u):$(id -g) $(pwd) $BASE $FOO"; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status; mkdir /tmp/x; echo mkdir=$?']);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /^1000:1001 \/tmp 1 bar$/m, 'user, cwd and env (the container env plus --env)');
+  const home = koci(['exec', '-e', 'X=1', '-e', 'X=2', id, 'sh', '-c', 'echo "$HOME $X"']);
+  t.equal(home.stdout, '/root 2\n', "HOME from the container's /etc/passwd when unset; a name set twice keeps its last value (as runc)");
+  const bad = koci(['exec', '-e', 'NOEQUALS', id, 'true']);
+  t.match(bad, { status: 1, stderr: /process\.env entry "NOEQUALS" is not NAME=VALUE/ });
   const cap = (set: string) => BigInt('0x' + r.stdout.match(new RegExp(`^${set}:\\s+([0-9a-f]+)$`, 'm'))![1]);
   t.ok(cap('CapBnd') & (1n << 25n), '--cap adds CAP_SYS_TIME to the bounding set');
   t.equal(cap('CapEff'), 0n, 'a non-root user without ambient caps has no effective caps');

@@ -1,5 +1,6 @@
 /** Every case, in the order they run. */
 import { cgroups } from './cgroups';
+import { execCases, features, terminal } from './exec';
 import { filesystem } from './filesystem';
 import { invalid } from './invalid';
 import { hooks, lifecycle } from './lifecycle';
@@ -25,8 +26,11 @@ const NOTES: Record<string, string> = {
   'invalid config: hostname of the wrong type': 'crun 1.8.1 ignores the wrongly typed field; the schema says string (runc follows it)',
   'invalid config: process.user.uid of the wrong type': 'crun 1.8.1 ignores the wrongly typed field; the schema says integer (runc follows it)',
   'invalid config: a namespace type listed twice': 'crun 1.8.1 accepts it; config-linux.md: if a namespace type is specified more than once the runtime MUST generate an error (runc follows it)',
+  'exec flags: --user, --cwd, --env, --cap and --no-new-privs change the container process':
+    "crun 1.8.1 replaces the process env with the -e values (PATH is lost: `sh` not found); runtime-spec defines no exec command, the case follows runc's CLI, which orchestrators call: -e adds to the container process's env",
+  'exec flags: -g adds supplementary groups': "crun 1.8.1 has no -g/--additional-gids; runtime-spec defines no exec command, the case follows runc's CLI (runc passes)",
 };
 
-export const cases: Case[] = [...lifecycle, ...hooks, ...namespaces, ...filesystem, ...processCases, ...security, ...cgroups, ...invalid].map((c) =>
+export const cases: Case[] = [...lifecycle, ...hooks, ...namespaces, ...filesystem, ...processCases, ...security, ...execCases, ...terminal, ...features, ...cgroups, ...invalid].map((c) =>
   NOTES[c.name] ? { ...c, note: NOTES[c.name] } : c,
 );

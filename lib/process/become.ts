@@ -4,7 +4,7 @@
  * then the hand-over of exactly the right fds and the execve itself.
  * Synchronous code only: it runs in forked children.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as libc from '../../bindings/libc';
 import { SetupError } from '../errors';
 import { applyCapabilities, dropBounding, planCapabilities } from '../security/capabilities';
@@ -46,9 +46,35 @@ function verifyCwdInRoot(cwd: string): void {
   if (!where.startsWith('/')) throw new SetupError('cwd', `${cwd} is outside the container's root (${where})`, cwd);
 }
 
+/**
+ * process.env as the program gets it (runc's rules): a name set twice keeps
+ * its last value, and HOME comes from the container's /etc/passwd (else "/")
+ * when the config does not set it
+ */
+export function processEnv(proc: Process): string[] {
+  const byName = new Map<string, string>();
+  for (const e of proc.env ?? []) byName.set(e.slice(0, e.indexOf('=')), e);
+  if (!byName.has('HOME')) byName.set('HOME', `HOME=${homeOf(proc.user.uid)}`);
+  return [...byName.values()];
+}
+
+function homeOf(uid: number): string {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 7 && Number(f[2]) === uid && f[5]) return f[5];
+    }
+  } catch {
+    /* no /etc/passwd in this rootfs */
+  }
+  return '/';
+}
+
 export interface Identity {
   /** the program execve will run (args[0] looked up in the process's PATH) */
   exe: string;
+  /** the environment it runs with */
+  env: string[];
   /** the filter still to load just before execve (none when it was loaded early) */
   lateSeccomp?: SeccompFilter;
 }
@@ -76,8 +102,9 @@ export function becomeProcess(proc: Process, seccomp: SeccompFilter | undefined,
     // a cwd through a leaked fd (/proc/self/fd/N) can land outside the root (CVE-2024-21626 class)
     if (process.env.KOCI_TEST_UNSAFE_CWD !== '1') verifyCwdInRoot(proc.cwd);
   });
-  const exe = run('find executable', () => lookPath(proc.args?.[0] ?? '', proc.env ?? []));
-  return { exe, lateSeccomp: early ? undefined : seccomp };
+  const env = processEnv(proc);
+  const exe = run('find executable', () => lookPath(proc.args?.[0] ?? '', env));
+  return { exe, env, lateSeccomp: early ? undefined : seccomp };
 }
 
 export interface Handover {
@@ -97,5 +124,5 @@ export function execProcess(proc: Process, id: Identity, h: Handover, run: Step)
   libc.resetSignals();
   run('LSM exec label', () => setExecLabel(h.config));
   if (id.lateSeccomp) run('seccomp', () => loadSeccomp(id.lateSeccomp!, h.state));
-  return run(`exec ${id.exe}`, () => libc.execve(id.exe, proc.args ?? [], proc.env ?? []));
+  return run(`exec ${id.exe}`, () => libc.execve(id.exe, proc.args ?? [], id.env));
 }

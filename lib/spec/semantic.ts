@@ -131,6 +131,10 @@ function processIssues(spec: Spec, out: ValidationIssue[]): void {
   if (!p.args || p.args.length === 0) {
     out.push({ pointer: '/process/args', rule: 'args-required', message: 'process.args must have at least one entry' });
   }
+  // as runc: every entry is NAME=VALUE with a non-empty NAME
+  (p.env ?? []).forEach((e, i) => {
+    if (e.indexOf('=') <= 0) out.push({ pointer: pointer('process', 'env', i), rule: 'env-format', message: `process.env entry ${JSON.stringify(e)} is not NAME=VALUE` });
+  });
   const seen = new Set<string>();
   (p.rlimits ?? []).forEach((r, i) => {
     if (seen.has(r.type)) {
