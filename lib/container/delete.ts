@@ -16,6 +16,8 @@ import { sleepSync } from '../sleep';
 
 
 export function deleteContainer(store: StateStore, id: string, force = false, warn: Warn = () => {}): void {
+  // as runc: a forced delete of a container that is not there is done (containerd's shim cleans up with it)
+  if (force && !store.exists(id)) return;
   const rec = withLockSync(store, id, () => {
     const rec = store.read(id);
     const status = store.status(rec);

@@ -19,7 +19,7 @@ import type { State } from '../spec/types';
 import type { Channel } from './channel';
 import { applySysctl } from '../security/sysctl';
 import { becomeProcess, createCwd, execProcess } from './become';
-import { openPty } from './console';
+import { attachPty, openPty } from './console';
 import type { InitPlan } from './plan';
 import { expect } from './protocol';
 import { attributeStep } from './step';
@@ -83,13 +83,14 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('sysctl', () => applySysctl(config.linux?.sysctl ?? {}));
     run('readonlyPaths', () => readonlyPaths(config.linux?.readonlyPaths ?? []));
     run('maskedPaths', () => maskPaths(config.linux?.maskedPaths ?? []));
-    let ptySlave = -1;
     if (proc.terminal) {
       const pty = run('open terminal', () => openPty(proc.user.uid, proc.user.gid, proc.consoleSize));
       chan.send({ type: 'console', fd: pty.master });
       expect(chan.recv(), 'go', eof, fromWire); // the runtime has its copy of the master
       libc.close(pty.master);
-      ptySlave = pty.slave;
+      // on 0-2 now, not at exec: the caller's stdio must be let go before create returns
+      // (containerd's shim reads create's output to EOF before it calls start)
+      run('attach terminal', () => attachPty(pty.slave));
     }
     if (config.hostname !== undefined) run('sethostname', () => libc.sethostname(config.hostname!));
     if (config.domainname !== undefined) run('setdomainname', () => libc.setdomainname(config.domainname!));
@@ -107,7 +108,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       libc.close(plan.fifoFd);
     });
     run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...state, status: 'created' })); // before the process runs: created (as runc)
-    execProcess(proc, identity, { ptySlave, preserveFds: plan.preserveFds, config, state }, run);
+    execProcess(proc, identity, { ptySlave: -1, preserveFds: plan.preserveFds, config, state }, run);
   } catch (e) {
     const error = toWire(attributeStep(e, step));
     try {
