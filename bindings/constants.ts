@@ -15,6 +15,10 @@ interface ArchTable {
   SYS_keyctl: number;
   SYS_pidfd_getfd: number;
   SYS_bpf: number;
+  SYS_seccomp: number;
+  SYS_sched_setattr: number;
+  SYS_ioprio_set: number;
+  SYS_set_mempolicy: number;
   O_DIRECTORY: number;
   O_NOFOLLOW: number;
   /** highest user-space address + 1 (for madvise over the whole address space) */
@@ -31,6 +35,10 @@ const x64: ArchTable = {
   SYS_keyctl: 250,
   SYS_pidfd_getfd: 438,
   SYS_bpf: 321,
+  SYS_seccomp: 317,
+  SYS_sched_setattr: 314,
+  SYS_ioprio_set: 251,
+  SYS_set_mempolicy: 238,
   O_DIRECTORY: 0o200000,
   O_NOFOLLOW: 0o400000,
   USER_ADDR_END: 0x7ffffffff000n,
@@ -46,6 +54,10 @@ const arm64: ArchTable = {
   SYS_keyctl: 219,
   SYS_pidfd_getfd: 438,
   SYS_bpf: 280,
+  SYS_seccomp: 277,
+  SYS_sched_setattr: 274,
+  SYS_ioprio_set: 30,
+  SYS_set_mempolicy: 237,
   O_DIRECTORY: 0o40000,
   O_NOFOLLOW: 0o100000,
   USER_ADDR_END: 0x1000000000000n,
@@ -226,3 +238,52 @@ export const NAMESPACES: Readonly<Record<string, { flag: number; proc: string }>
   cgroup: { flag: CLONE_NEWCGROUP, proc: 'cgroup' },
   time: { flag: CLONE_NEWTIME, proc: 'time' },
 };
+
+// sched_setattr(2): policies and sched_attr flags (uapi linux/sched.h); SCHED_ISO is reserved, never implemented
+export const SCHED_POLICIES: Readonly<Record<string, number>> = {
+  SCHED_OTHER: 0,
+  SCHED_FIFO: 1,
+  SCHED_RR: 2,
+  SCHED_BATCH: 3,
+  SCHED_IDLE: 5,
+  SCHED_DEADLINE: 6,
+};
+export const SCHED_FLAGS: Readonly<Record<string, number>> = {
+  SCHED_FLAG_RESET_ON_FORK: 0x01,
+  SCHED_FLAG_RECLAIM: 0x02,
+  SCHED_FLAG_DL_OVERRUN: 0x04,
+  SCHED_FLAG_KEEP_POLICY: 0x08,
+  SCHED_FLAG_KEEP_PARAMS: 0x10,
+  SCHED_FLAG_UTIL_CLAMP_MIN: 0x20,
+  SCHED_FLAG_UTIL_CLAMP_MAX: 0x40,
+};
+/** sizeof(struct sched_attr) with the utilization clamps (SCHED_ATTR_SIZE_VER1) */
+export const SCHED_ATTR_SIZE = 56;
+
+// ioprio_set(2)
+export const IOPRIO_WHO_PROCESS = 1;
+export const IOPRIO_CLASS_SHIFT = 13;
+export const IOPRIO_CLASSES: Readonly<Record<string, number>> = { IOPRIO_CLASS_RT: 1, IOPRIO_CLASS_BE: 2, IOPRIO_CLASS_IDLE: 3 };
+
+// personality(2) execution domains
+export const PERSONALITIES: Readonly<Record<string, number>> = { LINUX: 0x0000, LINUX32: 0x0008 };
+
+// set_mempolicy(2): modes and the mode flags OR-ed into the mode (uapi linux/mempolicy.h)
+export const MPOL_MODES: Readonly<Record<string, number>> = {
+  MPOL_DEFAULT: 0,
+  MPOL_PREFERRED: 1,
+  MPOL_BIND: 2,
+  MPOL_INTERLEAVE: 3,
+  MPOL_LOCAL: 4,
+  MPOL_PREFERRED_MANY: 5,
+  MPOL_WEIGHTED_INTERLEAVE: 6,
+};
+export const MPOL_FLAGS: Readonly<Record<string, number>> = {
+  MPOL_F_NUMA_BALANCING: 1 << 13,
+  MPOL_F_RELATIVE_NODES: 1 << 14,
+  MPOL_F_STATIC_NODES: 1 << 15,
+};
+/** nodes koci's nodemask holds (the kernel's MAX_NUMNODES is at most 1024) */
+export const MPOL_MAX_NODES = 1024;
+/** CPUs in glibc's cpu_set_t, the mask sched_setaffinity is given */
+export const CPU_SETSIZE = 1024;

@@ -4,22 +4,26 @@
  * wrapper for) and throws SyscallError with errno and path on failure.
  *
  * Declarations are bound lazily on first use, so a CLI verb that needs three
- * calls does not pay for declaring sixty.
+ * calls does not pay for declaring sixty; koffi itself (a native addon, ~10 ms
+ * to load) comes with the first call, so a verb that makes none (`state`,
+ * `list`) never loads it.
  */
-import * as koffi from 'koffi';
+import type * as Koffi from 'koffi';
 import { readFileSync } from 'node:fs';
 import { SyscallError } from './errors';
 import * as C from './constants';
 
-type Fn = ReturnType<koffi.LibraryHandle['func']>;
-let lib: koffi.LibraryHandle | undefined;
+type Fn = ReturnType<Koffi.LibraryHandle['func']>;
+let lib: Koffi.LibraryHandle | undefined;
 const fns = new Map<string, Fn>();
+let loaded: typeof Koffi | undefined;
+const koffi = (): typeof Koffi => (loaded ??= require('koffi') as typeof Koffi);
 
 /** bind a libc prototype once (shared with the other bindings/ modules that call libc) */
 export function fn(proto: string): Fn {
   let f = fns.get(proto);
   if (!f) {
-    lib ??= koffi.load('libc.so.6');
+    lib ??= koffi().load('libc.so.6');
     f = lib.func(proto);
     fns.set(proto, f);
   }
@@ -27,7 +31,7 @@ export function fn(proto: string): Fn {
 }
 
 function fail(syscall: string, path?: string): never {
-  throw new SyscallError(syscall, koffi.errno(), path);
+  throw new SyscallError(syscall, koffi().errno(), path);
 }
 
 /** -1 (or any negative) means failure, errno is read immediately */
@@ -36,8 +40,8 @@ function check(ret: number | bigint, syscall: string, path?: string): number {
   return Number(ret);
 }
 
-let rlimitType: koffi.TypeObject | undefined;
-let openHowType: koffi.TypeObject | undefined;
+let rlimitType: Koffi.TypeObject | undefined;
+let openHowType: Koffi.TypeObject | undefined;
 
 // ---- processes ---------------------------------------------------------
 
@@ -129,7 +133,7 @@ export function waitpid(pid: number, options = 0): WaitResult | null {
     const r = f(pid, st, options) as number;
     if (r === 0) return null;
     if (r > 0) return decodeStatus(r, st[0]);
-    const e = koffi.errno();
+    const e = koffi().errno();
     if (e !== 4 /* EINTR */) throw new SyscallError('waitpid', e, String(pid));
   }
 }
@@ -143,7 +147,7 @@ export function waitpidAsync(pid: number): Promise<WaitResult> {
       f.async(pid, st, 0, (err: unknown, r: number) => {
         if (err) return reject(err);
         if (r > 0) return resolve(decodeStatus(r, st[0]));
-        const e = koffi.errno();
+        const e = koffi().errno();
         if (e === 4) return again();
         reject(new SyscallError('waitpid', e, String(pid)));
       });
@@ -220,7 +224,7 @@ export function pidfdGetfd(pidfd: number, targetFd: number): number {
  */
 export function rawSyscall(number: number, ...typedArgs: unknown[]): { ret: number; errno: number } {
   const ret = Number(fn('long syscall(long number, ...)')(number, ...typedArgs));
-  return { ret, errno: ret < 0 ? koffi.errno() : 0 };
+  return { ret, errno: ret < 0 ? koffi().errno() : 0 };
 }
 
 /** reset every signal disposition to default and unblock all (ignored signals survive execve) */
@@ -229,6 +233,11 @@ export function resetSignals(): void {
   for (let s = 1; s < 65; s++) if (s !== 9 && s !== 19 && s !== 32 && s !== 33) signal(s, 0);
   const sigprocmask = fn('int sigprocmask(int how, const uint8_t *set, uint8_t *old)');
   check(sigprocmask(C.SIG_SETMASK, Buffer.alloc(128), null), 'sigprocmask');
+}
+
+/** set one signal to SIG_IGN or SIG_DFL (an ignored SIGCHLD makes the kernel reap children: no zombies, but no waitpid) */
+export function ignoreSignal(sig: number, ignore: boolean): void {
+  if (Number(fn('intptr_t signal(int sig, intptr_t handler)')(sig, ignore ? 1 : 0)) === -1) fail('signal', String(sig));
 }
 
 // ---- namespaces --------------------------------------------------------
@@ -271,7 +280,7 @@ export function umask(mask: number): number {
 
 /** set a resource limit of the calling process; values are bigint so RLIM_INFINITY fits */
 export function setrlimit(resource: number, soft: bigint, hard: bigint, name?: string): void {
-  rlimitType ??= koffi.struct('koci_rlimit', { cur: 'uint64', max: 'uint64' });
+  rlimitType ??= koffi().struct('koci_rlimit', { cur: 'uint64', max: 'uint64' });
   const f = fn('int prlimit(int pid, int resource, const koci_rlimit *nw, _Out_ koci_rlimit *old)');
   check(f(0, resource, { cur: soft, max: hard }, null), 'prlimit', name);
 }
@@ -326,7 +335,7 @@ export function openat(dirfd: number, path: string, flags: number, mode = 0): nu
 
 /** openat2(2) with resolve flags (RESOLVE_IN_ROOT etc.) */
 export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
-  openHowType ??= koffi.struct('koci_open_how', { flags: 'uint64', mode: 'uint64', resolve: 'uint64' });
+  openHowType ??= koffi().struct('koci_open_how', { flags: 'uint64', mode: 'uint64', resolve: 'uint64' });
   const how = { flags: BigInt(flags), mode: BigInt(mode), resolve: BigInt(resolve) };
   return check(
     fn('long syscall(long number, ...)')(C.arch.SYS_openat2, 'int', dirfd, 'str', path, 'koci_open_how *', how, 'size_t', 24),
@@ -359,6 +368,11 @@ export function fcntl(fd: number, cmd: number, arg = 0): number {
 export function ioctl(fd: number, req: number, arg: number | Buffer | null): number {
   if (typeof arg === 'number') return check(fn('int ioctl(int fd, unsigned long req, intptr_t arg)')(fd, req, arg), 'ioctl');
   return check(fn('int ioctl(int fd, unsigned long req, uint8_t *arg)')(fd, req, arg), 'ioctl');
+}
+
+/** an anonymous memory file (MFD_CLOEXEC = 1) */
+export function memfdCreate(name: string, flags: number): number {
+  return check(fn('int memfd_create(const char *name, uint32_t flags)')(name, flags), 'memfd_create', name);
 }
 
 export function pipe2(flags: number): [number, number] {

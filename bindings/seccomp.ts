@@ -7,7 +7,9 @@
  * SyscallError named after the libseccomp call.
  */
 import * as koffi from 'koffi';
+import * as C from './constants';
 import { SyscallError } from './errors';
+import { fn as libcFn } from './libc';
 
 export const LIBSECCOMP = 'libseccomp.so.2';
 
@@ -147,6 +149,32 @@ export function loadFilter(ctx: FilterCtx): void {
 /** the user-notification listener fd seccomp_load got (filters with SCMP_ACT_NOTIFY rules) */
 export function notifyFd(ctx: FilterCtx): number {
   return check(fn('int seccomp_notify_fd(void *ctx)')(ctx) as number, 'seccomp_notify_fd');
+}
+
+// seccomp(2) SECCOMP_SET_MODE_FILTER flags, as seccomp_load passes them
+export const SECCOMP_FILTER_FLAG_TSYNC = 1;
+export const SECCOMP_FILTER_FLAG_LOG = 2;
+export const SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4;
+export const SECCOMP_FILTER_FLAG_NEW_LISTENER = 8;
+export const SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 16;
+export const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32;
+const SECCOMP_SET_MODE_FILTER = 1;
+
+let fprogType: koffi.TypeObject | undefined;
+
+/**
+ * seccomp(SECCOMP_SET_MODE_FILTER): install a BPF program (struct
+ * sock_filter[], as exportBpf writes it) for the calling thread. Returns the
+ * listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0.
+ */
+export function setModeFilter(bpf: Buffer, flags: number): number {
+  fprogType ??= koffi.struct('koci_sock_fprog', { len: 'uint16', filter: 'void *' });
+  const prog = { len: bpf.length / 8, filter: bpf };
+  const r = Number(libcFn('long syscall(long number, ...)')(C.arch.SYS_seccomp, 'uint', SECCOMP_SET_MODE_FILTER, 'uint', flags, 'koci_sock_fprog *', prog));
+  if (r < 0) throw new SyscallError('seccomp', koffi.errno());
+  // TSYNC without a listener: a positive return names a thread that could not be synced
+  if (r > 0 && !(flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)) throw new SyscallError('seccomp', 16 /* EBUSY */, `thread ${r}`);
+  return r;
 }
 
 /** write the filter as raw BPF (struct sock_filter[]) to fd */

@@ -91,6 +91,10 @@ export class HookError extends KociError {
 export class UnsupportedError extends KociError {
   override name = 'UnsupportedError';
   override code = 'EKOCI_UNSUPPORTED';
+  /** the config field koci cannot honour, as a dotted path ('linux.netDevices'), when one is to blame */
+  constructor(message: string, readonly field?: string) {
+    super(message);
+  }
 }
 
 /** linux.resources or linux.cgroupsPath asks for something this host's cgroups cannot do (or a value they refuse) */
@@ -156,7 +160,7 @@ export function fromWire(w: WireError): Error {
     case 'ContainerExistsError': e = new ContainerExistsError(s('id') ?? ''); break;
     case 'IncorrectStatusError': e = new IncorrectStatusError(s('id') ?? '', s('operation') ?? '', s('status') ?? ''); break;
     case 'HookError': e = new HookError(s('hook') ?? '', s('path') ?? '', ''); break;
-    case 'UnsupportedError': e = new UnsupportedError(''); break;
+    case 'UnsupportedError': e = new UnsupportedError('', s('field')); break;
     case 'SetupError': e = new SetupError(s('step') ?? '', '', s('path')); break;
     case 'CgroupError': e = new CgroupError(s('field') ?? '', '', s('path')); break;
     case 'CreateError':

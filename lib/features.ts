@@ -4,6 +4,7 @@
  * what works is claimed; seccomp's flags and archs are asked of the host's
  * libseccomp.
  */
+import { MPOL_FLAGS, MPOL_MODES } from '../bindings/constants';
 import { CAPABILITIES } from './security/capability-names';
 import { MOUNT_OPTIONS } from './rootfs/options';
 import { seccompFeatures } from './security/seccomp';
@@ -23,6 +24,7 @@ export interface Features {
     apparmor: { enabled: boolean };
     selinux: { enabled: boolean };
     intelRdt: { enabled: boolean };
+    memoryPolicy: { modes: string[]; flags: string[] };
     mountExtensions: { idmap: { enabled: boolean } };
     netDevices: { enabled: boolean };
   };
@@ -45,6 +47,8 @@ export function features(): Features {
       apparmor: { enabled: apparmorEnabled() },
       selinux: { enabled: selinuxEnabled() },
       intelRdt: { enabled: false },
+      // set_mempolicy with every mode and flag koci can name; the kernel judges the combination
+      memoryPolicy: { modes: Object.keys(MPOL_MODES), flags: Object.keys(MPOL_FLAGS) },
       mountExtensions: { idmap: { enabled: false } },
       netDevices: { enabled: false },
     },

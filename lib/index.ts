@@ -4,13 +4,14 @@
  *   const rt = new Runtime({ root: '/run/koci' });
  *   const { exitCode } = await rt.run('web-1', { bundle: '/srv/bundle' });
  *
- * Operations that fork (create, run) run in a short-lived koci helper under
- * `node --single-threaded`; the host process is never forked. The others
+ * Operations that fork (create, run) run in a forked worker of the Runtime's
+ * warm zygote, a `node --single-threaded` started on first use (see
+ * process/launcher.ts); the host process is never forked. close() ends it. The others
  * (start, state, kill, delete, list, pause, resume, ps, stats, events) run in-process. A Runtime holds no
  * global state: two Runtimes with different roots are independent.
  */
-import { spawn, type StdioOptions } from 'node:child_process';
-import { join } from 'node:path';
+import type { StdioOptions } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { deleteContainer } from './container/delete';
 import { type ContainerEvent, containerEvents, containerStats, type EventsOptions } from './container/events';
@@ -22,8 +23,8 @@ import { type ContainerSummary, containerState, listContainers } from './contain
 import { parseSignal } from './container/signals';
 import { startContainer } from './container/start';
 import { updateContainer } from './container/update';
-import { fromWire, KociError, type WireError } from './errors';
 import type { ExitStatus, HelperRequest } from './process/helper';
+import { Launcher } from './process/launcher';
 import type { LinuxResources, State } from './spec/types';
 import { StateStore } from './state/store';
 
@@ -90,33 +91,40 @@ export interface DeleteOptions {
   force?: boolean;
 }
 
-interface HelperReply {
-  created?: State;
-  exited?: ExitStatus;
-  error?: WireError;
-  warnings?: string[];
-}
-
-/** the compiled helper next to this file */
-const HELPER = join(__dirname, 'process', 'helper.js');
-
 export class Runtime {
   readonly root: string | undefined;
   private readonly nodePath: string;
   private readonly warn: (message: string) => void;
   private readonly store: StateStore;
+  private readonly launcher: Launcher;
 
   constructor(options: RuntimeOptions = {}) {
     this.root = options.root;
     this.nodePath = options.nodePath ?? process.execPath;
     this.warn = options.onWarning ?? (() => {});
     this.store = new StateStore(options.root);
+    this.launcher = new Launcher(this.nodePath, this.warn);
   }
 
   /** create a container and leave it `created`: set up, its process not yet run */
   async create(id: string, options: CreateOptions): Promise<State> {
-    const h = this.helper({ op: 'create', create: this.createRequest(id, options) }, options.stdio);
+    const h = await this.launcher.launch({ op: 'create', create: this.createRequest(id, options) }, options.stdio ?? 'inherit', false);
     return (await h.reply(0)).created!;
+  }
+
+  /**
+   * end this Runtime's zygote (the forking process create and run use); it
+   * never keeps the host alive and ends with it anyway. Containers do not
+   * depend on it, and runs already under way finish. A later create or run
+   * starts a new one.
+   */
+  async close(): Promise<void> {
+    await this.launcher.close();
+  }
+
+  /** `await using rt = new Runtime()` */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** release a created container's process */
@@ -191,10 +199,11 @@ export class Runtime {
    * it (unless `keep`). `onStarted` sees the state of the running container.
    */
   async run(id: string, options: RunOptions, onStarted?: (state: State) => void): Promise<RunResult> {
+    // capture replaces stdout and stderr only: stdin and the preserved fds stay as given
     const stdio: StdioOptions = options.capture
-      ? [Array.isArray(options.stdio) ? options.stdio[0] : 'ignore', 'pipe', 'pipe']
+      ? Array.isArray(options.stdio) ? [options.stdio[0], 'pipe', 'pipe', ...options.stdio.slice(3)] : ['ignore', 'pipe', 'pipe']
       : options.stdio ?? 'inherit';
-    const h = this.helper({ op: 'run', create: this.createRequest(id, options), keep: options.keep }, stdio);
+    const h = await this.launcher.launch({ op: 'run', create: this.createRequest(id, options), keep: options.keep }, stdio, options.capture === true);
     const out = options.capture ? collect(h.stdout) : undefined;
     const err = options.capture ? collect(h.stderr) : undefined;
     const started = await h.reply(0);
@@ -209,65 +218,9 @@ export class Runtime {
   }
 
   private createRequest(id: string, o: CreateOptions): HelperRequest['create'] {
-    return { id, bundle: o.bundle, root: this.root, pidFile: o.pidFile, noPivot: o.noPivot, noNewKeyring: o.noNewKeyring, preserveFds: o.preserveFds };
-  }
-
-  /** spawn the forking helper; `reply(i)` resolves with its i-th reply, `reply('last')` with its final one */
-  private helper(req: Omit<HelperRequest, 'replyFd'>, stdio: StdioOptions = 'inherit') {
-    const io = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...stdio];
-    while (io.length < 3) io.push('inherit');
-    // the reply pipe goes after the container's stdio and preserved fds
-    const replyFd = Math.max(io.length, 3 + (req.create.preserveFds ?? 0));
-    while (io.length < replyFd) io.push('ignore');
-    const full: HelperRequest = { ...req, replyFd };
-    const child = spawn(this.nodePath, ['--single-threaded', HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions });
-    const replies: HelperReply[] = [];
-    const waiters: Array<() => void> = [];
-    let buf = '';
-    let ended = false;
-    let exit: string | undefined;
-    let spawnError: Error | undefined;
-    const wake = () => waiters.splice(0).forEach((w) => w());
-    (child.stdio[replyFd] as Readable)
-      .setEncoding('utf8')
-      .on('data', (chunk: string) => {
-        buf += chunk;
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          replies.push(JSON.parse(buf.slice(0, nl)) as HelperReply);
-          buf = buf.slice(nl + 1);
-        }
-        wake();
-      })
-      .on('end', () => {
-        ended = true;
-        wake();
-      });
-    child.on('error', (e) => {
-      spawnError = e;
-      wake();
-    });
-    child.on('exit', (code, signal) => {
-      exit = signal ?? `status ${code}`;
-      wake();
-    });
-    const reply = (index: number | 'last'): Promise<HelperReply> =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          // the final reply is known once the helper has exited and its pipe is drained
-          const done = ended && exit !== undefined;
-          const r = index === 'last' ? (done ? replies[replies.length - 1] : undefined) : replies[index];
-          if (r?.error) return reject(fromWire(r.error));
-          if (r) {
-            r.warnings?.forEach((w) => this.warn(w));
-            return resolve(r);
-          }
-          if (spawnError) return reject(spawnError);
-          if (done) return reject(new KociError(`koci helper exited (${exit}) without a result`));
-          waiters.push(check);
-        };
-        check();
-      });
-    return { reply, stdout: child.stdout, stderr: child.stderr };
+    // resolved here: the forking process does not share later changes of our cwd
+    const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
+    return { id, bundle: abs(o.bundle)!, root: abs(this.root), pidFile: abs(o.pidFile), noPivot: o.noPivot, noNewKeyring: o.noNewKeyring, preserveFds: o.preserveFds };
   }
 }
 

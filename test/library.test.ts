@@ -1,9 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 // the built package, as users get it: the Runtime spawns dist/lib/process/helper.js
 import { ContainerNotFoundError, IncorrectStatusError, InvalidSpecError, Runtime } from '../dist/lib/index';
+// the library's own copy: koffi refuses a second declaration of the socket structs
+import { acceptUnix, listenUnix, recvWithFds } from '../dist/bindings/socket';
 import { makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
 import { tmpdir } from 'node:os';
 
@@ -16,9 +18,32 @@ function runtime(t: { teardown(fn: () => Promise<void>): void }): Runtime {
   const rt = new Runtime({ root });
   t.teardown(async () => {
     for (const c of await rt.list()) await rt.delete(c.id, { force: true }).catch(() => {});
+    await rt.close();
     rmSync(root, { recursive: true, force: true });
   });
   return rt;
+}
+
+/** PIDs of koci zygotes whose parent is `ppid` */
+function zygotesOf(ppid: number): number[] {
+  const found: number[] = [];
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === ppid && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('process/zygote.js')) found.push(Number(p));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return found;
+}
+
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+
+async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (await what()) return true;
+  return what();
 }
 
 t.test('library run: exit status and captured output', { skip }, async (t) => {
@@ -77,4 +102,166 @@ t.test('examples/run-busybox.js runs as documented', { skip }, async (t) => {
   t.match(r.stdout, /run: exit code 0, 1 lines of output/);
   t.match(r.stdout, /create: created, init pid \d+/);
   t.match(r.stdout, /delete: container "example-\d+-2" does not exist/);
+});
+
+t.test('library: parallel runs from one Runtime, each its own container', { skip }, async (t) => {
+  const rt = runtime(t);
+  const N = 8;
+  const boxes = Array.from({ length: N }, (_, i) => makeBundle(t, ['sh', '-c', 'hostname; echo err-$(hostname) >&2; exit $(hostname | cut -d- -f2)'], (s) => (s.hostname = `lp-${i}`)));
+  const results = await Promise.all(boxes.map((b) => rt.run(uniqueId('lpar'), { bundle: b.dir, capture: true })));
+  results.forEach((r, i) => {
+    t.equal(r.stdout, `lp-${i}\n`, `container ${i}: its own stdout`);
+    t.equal(r.stderr, `err-lp-${i}\n`, `container ${i}: its own stderr`);
+    t.equal(r.exitCode, i, `container ${i}: its own exit status`);
+  });
+  t.same(await rt.list(), [], 'every run deleted its container');
+});
+
+t.test('library stdio: fds, streams, pipe, preserved fds (zygote and per-call helper)', { skip }, async (t) => {
+  const rt = runtime(t);
+  const io = mkdtempSync(join(tmpdir(), 'koci-lib-io-'));
+  t.teardown(() => rmSync(io, { recursive: true, force: true }));
+  const file = (name: string) => join(io, name);
+
+  // a plain fd for stdout and stderr; stdin 'pipe' reads EOF at once
+  const b1 = makeBundle(t, ['sh', '-c', 'cat; echo out; echo err >&2']);
+  const fd = openSync(file('1'), 'w');
+  const r1 = await rt.run(uniqueId('lio'), { bundle: b1.dir, stdio: ['pipe', fd, fd] });
+  closeSync(fd);
+  t.equal(r1.exitCode, 0);
+  t.equal(readFileSync(file('1'), 'utf8'), 'out\nerr\n', 'fd stdio, stdin at EOF');
+
+  // a stream with an fd
+  const ws = createWriteStream(file('2'));
+  await new Promise((r) => ws.once('open', r));
+  const b2 = makeBundle(t, ['sh', '-c', 'echo via-stream']);
+  await rt.run(uniqueId('lio'), { bundle: b2.dir, stdio: ['ignore', ws, 'ignore'] });
+  await new Promise((r) => ws.end(r));
+  t.equal(readFileSync(file('2'), 'utf8'), 'via-stream\n', 'stream stdio');
+
+  // preserved fds land on 3.. in order ('ignore': /dev/null, never one of the runtime's fds); capture keeps them
+  writeFileSync(file('in'), 'from-fd-4\n');
+  const out3 = openSync(file('3'), 'w');
+  const in4 = openSync(file('in'), 'r');
+  const b3 = makeBundle(t, ['sh', '-c', 'cat <&4 >&3; echo to-3 >&3; readlink /proc/self/fd/5 >&3; ls /proc/self/fd/ | sort -n | tr "\\n" " "']);
+  const r3 = await rt.run(uniqueId('lio'), { bundle: b3.dir, preserveFds: 3, capture: true, stdio: ['ignore', 'ignore', 'ignore', out3, in4, 'ignore'] });
+  closeSync(out3);
+  closeSync(in4);
+  t.equal(r3.exitCode, 0, r3.stderr);
+  t.equal(readFileSync(file('3'), 'utf8'), 'from-fd-4\nto-3\n/dev/null\n', 'preserved fds 3 and 4 passed, 5 ignored');
+  t.match(r3.stdout, /^0 1 2 3 4 5 6? ?$/, 'nothing else reaches the container (6: the directory ls reads)');
+
+  // more preserved fds than the zygote holds room for: the per-call helper
+  const many = 40;
+  const last = openSync(file('last'), 'w');
+  const b4 = makeBundle(t, ['sh', '-c', `echo far >&${2 + many}`]);
+  const stdio = ['ignore', 'ignore', 'ignore', ...Array.from({ length: many - 1 }, () => 'ignore' as const), last];
+  const r4 = await rt.run(uniqueId('lio'), { bundle: b4.dir, preserveFds: many, stdio });
+  closeSync(last);
+  t.equal(r4.exitCode, 0);
+  t.equal(readFileSync(file('last'), 'utf8'), 'far\n', `fd ${2 + many} passed`);
+
+  await t.rejects(rt.run(uniqueId('lio'), { bundle: b1.dir, stdio: ['ignore', 'ipc', 'ignore'] }), TypeError, 'ipc is refused');
+  t.same(await rt.list(), []);
+});
+
+t.test('library warnings: each reported once', { skip }, async (t) => {
+  const warnings: string[] = [];
+  const root = mkdtempSync(join(tmpdir(), 'koci-lib-root-'));
+  const rt = new Runtime({ root, onWarning: (m) => warnings.push(m) });
+  t.teardown(async () => {
+    await rt.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const b = makeBundle(t, ['true'], (s) => (s.hooks = { poststop: [{ path: '/bin/false' }], poststart: [{ path: '/bin/false' }] }));
+  const r = await rt.run(uniqueId('lwarn'), { bundle: b.dir, stdio: 'ignore' });
+  t.equal(r.exitCode, 0);
+  t.equal(warnings.length, 2, warnings.join('; '));
+  t.match(warnings[0], /poststart/);
+  t.match(warnings[1], /poststop/);
+});
+
+t.test('library zygote: close() ends it, containers outlive it, the host exit ends it', { skip }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'koci-lib-root-'));
+  const rt = new Runtime({ root });
+  t.teardown(async () => {
+    for (const c of await rt.list()) await rt.delete(c.id, { force: true }).catch(() => {});
+    await rt.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const b = makeBundle(t, ['sh', '-c', 'echo ran > /tmp/marker'], (s) => (s.root!.readonly = false));
+  const id = uniqueId('lzyg');
+  const created = await rt.create(id, { bundle: b.dir, stdio: 'ignore' });
+  const [zygote] = zygotesOf(process.pid);
+  t.ok(zygote, 'a zygote runs after the first create');
+  // (the create's worker may still be on its way out)
+  t.ok(await until(() => zygotesOf(zygote).length === 1), 'with one spare worker waiting for the next request');
+  const [spare] = zygotesOf(zygote);
+  await rt.close();
+  t.notOk(alive(zygote), 'close() waited for the zygote to end');
+  t.ok(await until(() => !alive(spare)), 'its spare ends too');
+  t.same(zygotesOf(process.pid), []);
+  t.ok(alive(created.pid!), 'the created container does not depend on the zygote');
+  await rt.start(id);
+  t.ok(await until(() => existsSync(join(b.rootfs, 'tmp', 'marker'))), 'and starts after it is gone');
+  t.ok(await until(() => !alive(created.pid!)));
+  await rt.delete(id);
+  const again = await rt.run(uniqueId('lzyg'), { bundle: b.dir, capture: true });
+  t.equal(again.exitCode, 0, 'a closed Runtime starts a new zygote when needed');
+  const [killed] = zygotesOf(process.pid);
+  t.ok(await until(() => zygotesOf(killed).length === 1));
+  const [itsSpare] = zygotesOf(killed);
+  process.kill(killed, 'SIGKILL');
+  t.ok(await until(() => !alive(killed) && !alive(itsSpare)), 'a killed zygote takes its spare along');
+  const after = await rt.run(uniqueId('lzyg'), { bundle: b.dir, capture: true });
+  t.equal(after.exitCode, 0, 'and the next run starts a new one');
+
+  // a host that never calls close(): its exit closes the control socket
+  const script = `
+    const { Runtime } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'lib', 'index.js'))});
+    const fs = require('node:fs');
+    new Runtime({ root: ${JSON.stringify(root)} }).run(${JSON.stringify(uniqueId('lzyg'))}, { bundle: ${JSON.stringify(b.dir)}, stdio: 'ignore' }).then((r) => {
+      const z = fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
+        try { return fs.readFileSync('/proc/' + p + '/cmdline', 'utf8').includes('process/zygote.js') && fs.readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1].split(' ')[1] === String(process.pid); } catch { return false; }
+      });
+      console.log(JSON.stringify({ exitCode: r.exitCode, zygotes: z.map(Number) }));
+    });`;
+  const host = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(host.status, 0, `the host exits on its own (the zygote does not keep it alive): ${host.stderr}`);
+  const out = JSON.parse(host.stdout) as { exitCode: number; zygotes: number[] };
+  t.equal(out.exitCode, 0);
+  t.equal(out.zygotes.length, 1, 'the host had a zygote');
+  t.ok(await until(() => !alive(out.zygotes[0])), 'which ended with the host');
+});
+
+t.test('library seccomp: the program compiled once (zygote memo) applies on every run', { skip }, async (t) => {
+  const rt = runtime(t);
+  const b = makeBundle(t, ['sh', '-c', 'grep ^Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; echo status=$?'], (s) => {
+    s.root!.readonly = false;
+    s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] };
+  });
+  for (let i = 0; i < 3; i++) {
+    const r = await rt.run(uniqueId('lsec'), { bundle: b.dir, capture: true });
+    t.match(r.stdout, /^Seccomp:\s+2\n.*Permission denied\nstatus=1\n$/s, `run ${i}: mkdir fails with errnoRet (EACCES)`);
+  }
+
+  // SCMP_ACT_NOTIFY: the listener flag and the fd hand-over work from the memo too
+  const n = makeBundle(t, ['true']);
+  const sock = join(n.dir, 'listener.sock');
+  n.spec.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: sock, syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_NOTIFY' }] };
+  n.save();
+  const l = listenUnix(sock);
+  t.teardown(() => closeSync(l));
+  for (let i = 0; i < 2; i++) {
+    const id = uniqueId('lsecn');
+    await rt.create(id, { bundle: n.dir, stdio: 'ignore' });
+    await rt.start(id); // the init loads the filter and sends the listener before execve
+    const conn = acceptUnix(l);
+    const got = recvWithFds(conn);
+    closeSync(conn);
+    t.equal(readlinkSync(`/proc/self/fd/${got.fds[0]}`), 'anon_inode:seccomp notify', `create ${i}: the listener fd arrives`);
+    got.fds.forEach((fd) => closeSync(fd));
+    t.ok(await until(async () => (await rt.state(id)).status === 'stopped'));
+    await rt.delete(id);
+  }
 });

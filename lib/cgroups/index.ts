@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as libc from '../../bindings/libc';
 import { CgroupError, SetupError } from '../errors';
 import { sleepSync } from '../sleep';
+import type { LinuxResources } from '../spec/types';
 
 export interface Hierarchy {
   mountpoint: string;
@@ -98,6 +99,26 @@ export function createCgroups(dirs: string[]): string[] {
 
 export function addProcess(dirs: string[], pid: number): void {
   for (const d of dirs) writeFileSync(join(d, 'cgroup.procs'), String(pid));
+}
+
+/**
+ * Move the calling process, which must be single-threaded (a forked child),
+ * into the cgroups. On v1 it writes 0 to `tasks`: a thread moving itself
+ * skips the global threadgroup lock whose RCU grace period makes each
+ * cgroup.procs write cost ~1 ms (~10 ms for a container on a v1 host).
+ * cgroup2 has no such path: cgroup.procs.
+ */
+export function joinCgroups(dirs: string[]): void {
+  for (const d of dirs) {
+    const tasks = join(d, 'tasks');
+    writeFileSync(existsSync(tasks) ? tasks : join(d, 'cgroup.procs'), '0');
+  }
+}
+
+/** whether the forked stage before the init may join the cgroups: pids.max must leave room for it beside the init */
+export function stageMayJoin(resources: LinuxResources | undefined): boolean {
+  const limit = resources?.pids?.limit;
+  return !(limit === 1 || resources?.unified?.['pids.max']?.trim() === '1');
 }
 
 export function cgroupPids(dirs: string[]): number[] {

@@ -9,7 +9,7 @@ import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { addProcess, cgroupDirs, createCgroups, destroyCgroups } from '../cgroups';
+import { addProcess, cgroupDirs, createCgroups, destroyCgroups, stageMayJoin } from '../cgroups';
 import { applyOomScoreAdj } from '../process/credentials';
 import { CreateError, fromWire, SetupError, SyscallError, UnsupportedError } from '../errors';
 import { runHooks } from '../hooks';
@@ -28,6 +28,7 @@ import { setupNotify } from '../process/notify';
 import { runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
 import { loadBundle } from '../spec/load';
+import { refuseUnsupported } from '../spec/unsupported';
 import type { State } from '../spec/types';
 import { procStat } from '../state/liveness';
 import { type ContainerRecord, StateStore } from '../state/store';
@@ -82,6 +83,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   const { bundle, config, rootfs } = loadBundle(opts.bundle);
   const ns = planNamespaces(config);
   if (!ns.has.has('mount')) throw new UnsupportedError('koci needs a mount namespace (add {"type": "mount"} to linux.namespaces)');
+  refuseUnsupported(config);
   if (config.process?.terminal && !opts.consoleSocket && !opts.onConsole) {
     // as runc: a detached container's terminal must go somewhere
     throw new UnsupportedError('process.terminal is true: create (or run --detach) needs --console-socket; use `koci run` in the foreground, or set "terminal": false');
@@ -146,7 +148,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     // linux.resources, checked in full and written before the init joins
     CgroupManager.forLeaves(leaves).apply(config.linux?.resources);
 
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp };
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, cgroupLeaves: stageMayJoin(config.linux?.resources) ? leaves : undefined };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
@@ -176,7 +178,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     rec.pid = initPid;
     rec.initStartTime = procStat(initPid)?.startTime;
     store.write(rec);
-    addProcess(leaves, initPid);
+    if (!plan.cgroupLeaves) addProcess(leaves, initPid); // else born there: stage 1 joined them
     applyOomScoreAdj(initPid, config.process?.oomScoreAdj);
     parent.send({ type: 'go' });
 

@@ -20,6 +20,7 @@ import { expect } from '../process/protocol';
 import { planCapabilities } from '../security/capabilities';
 import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import type { Process } from '../spec/types';
+import { refuseUnsupported } from '../spec/unsupported';
 import { validateConfig } from '../spec/validate';
 import type { StateStore } from '../state/store';
 import { writeFileAtomic } from './create';
@@ -58,6 +59,7 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
   const config = { ...rec.config, process: opts.process };
   const issues = validateConfig(config);
   if (issues.length) throw new InvalidSpecError('process', issues);
+  refuseUnsupported(config);
   const proc = opts.process;
   if (proc.terminal && !opts.consoleSocket && !opts.onConsole) {
     throw new UnsupportedError('process.terminal is true: a detached exec needs --console-socket');

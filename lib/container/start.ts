@@ -43,6 +43,7 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
     try {
       const b = Buffer.alloc(4096);
       let released = false;
+      let lastLook = false;
       for (let wait = 0; ; ) {
         let n = -1;
         try {
@@ -62,6 +63,11 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
         } else if (n === 0 && released) {
           break; // EOF: the init has exec'd the process, or died after reporting
         } else if (!released && !isAlive(rec.pid!, rec.initStartTime)) {
+          // it may have been released, exec'd and exited between that read and this check: its '0' is unread
+          if (!lastLook) {
+            lastLook = true;
+            continue;
+          }
           throw new SetupError('start', `container init (pid ${rec.pid}) exited before it could be started`);
         }
         if (n <= 0) {

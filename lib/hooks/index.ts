@@ -5,7 +5,6 @@
  * forked child that may only make synchronous libc calls, so it has its own
  * fork/exec/wait loop here.
  */
-import { spawnSync } from 'node:child_process';
 import { readSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
@@ -45,6 +44,8 @@ export function runHooks(kind: HookKind, hooks: Hooks | undefined, state: State,
 
 function runHook(kind: HookKind, h: Hook, stateJson: string): void {
   const args = h.args?.length ? h.args : [h.path];
+  // required here: node:child_process costs ~10 ms to load, and most containers have no runtime hooks
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const r = spawnSync(h.path, args.slice(1), {
     argv0: args[0],
     env: Object.fromEntries((h.env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),

@@ -10,10 +10,11 @@ import { SetupError } from '../errors';
 import { applyCapabilities, dropBounding, planCapabilities } from '../security/capabilities';
 import { setExecLabel } from '../security/lsm';
 import { loadSeccomp, type SeccompFilter } from '../security/seccomp';
-import type { Process, Spec, State } from '../spec/types';
+import type { Linux, Process, Spec, State } from '../spec/types';
 import { attachPty } from './console';
 import { applyNoNewPrivileges, applyRlimits, applyUmask, switchUser } from './credentials';
 import { lookPath, prepareFds } from './exec';
+import { applyScheduling } from './scheduling';
 
 /** runs one named setup step, so a failure says where it broke */
 export type Step = <T>(name: string, fn: () => T) => T;
@@ -81,13 +82,16 @@ export interface Identity {
 
 /**
  * Become the process's user with its limits and privileges, in its cwd.
- * The seccomp filter goes in before the capabilities drop when
+ * Scheduling, I/O priority, personality and memory policy come first, while
+ * the process is still root (they may need it). `linux` is the container's
+ * (personality, memoryPolicy). The seccomp filter goes in before the capabilities drop when
  * no_new_privs is off (loading needs CAP_SYS_ADMIN then, as runc does it),
  * else as late as possible so execve is the first filtered call.
  */
-export function becomeProcess(proc: Process, seccomp: SeccompFilter | undefined, state: State, run: Step): Identity {
+export function becomeProcess(proc: Process, seccomp: SeccompFilter | undefined, state: State, run: Step, linux?: Linux): Identity {
   run('rlimits', () => applyRlimits(proc.rlimits));
   run('umask', () => applyUmask(proc));
+  applyScheduling(proc, linux, run);
   // no capabilities object: the process keeps the runtime's (as runc)
   const caps = proc.capabilities ? planCapabilities(proc.capabilities) : undefined;
   const early = seccomp !== undefined && !proc.noNewPrivileges;

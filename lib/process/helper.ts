@@ -1,7 +1,8 @@
 /**
- * The library's forking helper. The library never forks its host process (a
- * multi-threaded Node cannot fork safely); it spawns this file under
- * `node --single-threaded` for the operations that fork (create, run).
+ * The library's per-call forking helper. The library never forks its host
+ * process (a multi-threaded Node cannot fork safely); create and run go to
+ * its zygote (zygote.ts), and to a fresh `node --single-threaded` of this
+ * file only for what the zygote does not take (see launcher.ts).
  *
  * Request: argv[2] is a HelperRequest as JSON. Replies: JSON lines on
  * `replyFd`, a pipe the library reads: `{"created": State}`, then for run

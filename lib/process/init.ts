@@ -94,7 +94,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     }
     if (config.hostname !== undefined) run('sethostname', () => libc.sethostname(config.hostname!));
     if (config.domainname !== undefined) run('setdomainname', () => libc.setdomainname(config.domainname!));
-    const identity = becomeProcess(proc, plan.seccomp, state, run);
+    const identity = becomeProcess(proc, plan.seccomp, state, run, config.linux);
 
     chan.send({ type: 'created' });
     run('wait for start', () => {

@@ -28,6 +28,7 @@ import type { Channel } from './channel';
 import { openPty } from './console';
 import type { ExecPlan } from './plan';
 import { expect } from './protocol';
+import { applyExecAffinity } from './scheduling';
 import { attributeStep } from './step';
 
 const eof = () => new Error('runtime went away');
@@ -66,6 +67,8 @@ export function runExecStage1(plan: ExecPlan, chan: Channel): never {
         }
       }
     }
+    // before the runtime moves stage 2 into the container's cgroups; stage 2 inherits it
+    applyExecAffinity(plan.process, 'initial', <T>(name: string, fn: () => T): T => ((step = name), fn()));
     step = 'fork';
     // the process is the host's node binary until execve and may be visible to the
     // container (joined PID namespace): non-dumpable, so no one there can open its
@@ -93,6 +96,7 @@ function runExecStage2(plan: ExecPlan, chan: Channel): never {
   try {
     const proc = plan.process;
     expect(chan.recv(), 'go', eof, fromWire); // the runtime has placed us in the container's cgroups
+    applyExecAffinity(proc, 'final', run);
     run('setsid', () => libc.setsid());
     if (plan.keyring) {
       run('join session keyring', () => {
@@ -112,7 +116,9 @@ function runExecStage2(plan: ExecPlan, chan: Channel): never {
       libc.close(pty.master);
       ptySlave = pty.slave;
     }
-    const identity = becomeProcess(proc, plan.seccomp, plan.state, run);
+    // the container's personality and memory policy too: an exec'd process descends from the runtime, not
+    // from the init, so it inherits neither (runc's setns init sets the personality as well)
+    const identity = becomeProcess(proc, plan.seccomp, plan.state, run, plan.config.linux);
     execProcess(proc, identity, { ptySlave, preserveFds: plan.preserveFds, config: plan.config, state: plan.state }, run);
   } catch (e) {
     try {

@@ -18,8 +18,10 @@ export interface InitPlan {
   preserveFds: number;
   /** the runtime's own fds that must not stay open in the children (the state lock: flock follows the open file) */
   runtimeFds: number[];
-  /** linux.seccomp built by the runtime (libseccomp context inherited through fork); the init only loads it */
+  /** linux.seccomp built and compiled by the runtime (inherited through fork); the init only loads it */
   seccomp?: SeccompFilter;
+  /** the container's cgroups, which stage 1 joins so that the init is born in them; unset: the runtime adds the init */
+  cgroupLeaves?: string[];
 }
 
 /** exec: what the forked children need to join a running container and become one more of its processes */

@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { fromWire, toWire } from '../errors';
+import { joinCgroups } from '../cgroups';
 import { attributeStep } from './step';
 import { timeOffsetsText } from '../namespaces';
 import type { Channel } from './channel';
@@ -21,6 +22,10 @@ export function runStage1(plan: InitPlan, chan: Channel): never {
   try {
     libc.prctl(C.PR_SET_PDEATHSIG, 9); // the runtime died: stop building a container nobody will own
     for (const fd of plan.runtimeFds) libc.close(fd);
+    if (plan.cgroupLeaves) {
+      step = 'join cgroups';
+      joinCgroups(plan.cgroupLeaves);
+    }
     // open every namespace first: joining the mount namespace changes what paths mean
     step = 'open namespaces';
     const joins = plan.ns.join.map((j) => ({ ...j, fd: libc.open(j.path, C.O_RDONLY | C.O_CLOEXEC) }));

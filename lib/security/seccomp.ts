@@ -2,10 +2,13 @@
  * linux.seccomp through libseccomp, with runc's semantics so that profiles
  * written for runc/crun/youki behave the same:
  *
- * - the filter is built (names resolved, rules added) by the runtime before
- *   it forks, so a bad profile is refused before anything exists; the forked
- *   init inherits the libseccomp context and only calls seccomp_load, as the
- *   last step before execve (execve is the first filtered call);
+ * - the filter is built (names resolved, rules added) and compiled to BPF by
+ *   the runtime before it forks, so a bad profile is refused before anything
+ *   exists; the forked init inherits the program and only hands it to the
+ *   kernel (seccomp(2), with the flags seccomp_load would pass), as the last
+ *   step before execve (execve is the first filtered call);
+ * - a process may keep a memo of programs by profile (the library's zygote
+ *   does): the same profile again costs no libseccomp work at all;
  * - SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD; ERRNO and TRACE default to EPERM;
  * - syscall names this libseccomp does not know are skipped;
  * - a rule whose action is the default action is skipped (libseccomp refuses it);
@@ -18,6 +21,7 @@
 import * as S from '../../bindings/seccomp';
 import { connectUnix, sendWithFds } from '../../bindings/socket';
 import * as libc from '../../bindings/libc';
+import { fstatSync, readSync } from 'node:fs';
 import { InvalidSpecError, SyscallError, UnsupportedError } from '../errors';
 import type { LinuxSeccomp, LinuxSeccompAction, State } from '../spec/types';
 
@@ -31,7 +35,12 @@ export class SeccompUnavailableError extends UnsupportedError {
 
 /** a built (not yet loaded) filter; owned by the runtime, inherited by the forked init */
 export interface SeccompFilter {
+  /** the libseccomp context; null when the program came from the memo */
   ctx: S.FilterCtx;
+  /** the compiled program (struct sock_filter[]); empty from buildSeccomp, compiled by prepareSeccomp */
+  bpf: Buffer;
+  /** SECCOMP_FILTER_FLAG_* for loading bpf */
+  loadFlags: number;
   /** the profile has SCMP_ACT_NOTIFY rules */
   notify: boolean;
   /** socket connected to listenerPath (runtime side), -1 when none */
@@ -164,7 +173,7 @@ export function buildSeccomp(profile: LinuxSeccomp): SeccompFilter {
 
   libraryOrThrow();
   const ctx = S.init(defaultValue);
-  const filter: SeccompFilter = { ctx, notify, listenerFd: -1, listenerPath: profile.listenerPath, listenerMetadata: profile.listenerMetadata, skipped: [] };
+  const filter: SeccompFilter = { ctx, bpf: Buffer.alloc(0), loadFlags: loadFlags(profile, notify), notify, listenerFd: -1, listenerPath: profile.listenerPath, listenerMetadata: profile.listenerMetadata, skipped: [] };
   try {
     // libseccomp's own no_new_privs would override process.noNewPrivileges
     S.attrSet(ctx, S.SCMP_FLTATR_CTL_NNP, 0, 'no_new_privs');
@@ -243,9 +252,75 @@ export function seccompFeatures(): { enabled: boolean; actions: string[]; operat
   return { enabled, actions: ACTIONS, operators: Object.keys(OPS), archs, knownFlags: Object.keys(FLAGS), supportedFlags };
 }
 
-/** buildSeccomp for a config that may have no linux.seccomp */
+/** what seccomp_load would pass to seccomp(2) for this profile */
+function loadFlags(profile: LinuxSeccomp, notify: boolean): number {
+  const bits: Record<string, number> = {
+    SECCOMP_FILTER_FLAG_TSYNC: S.SECCOMP_FILTER_FLAG_TSYNC,
+    SECCOMP_FILTER_FLAG_LOG: S.SECCOMP_FILTER_FLAG_LOG,
+    SECCOMP_FILTER_FLAG_SPEC_ALLOW: S.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+    SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: S.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+  };
+  let flags = 0;
+  for (const f of profile.flags ?? []) flags |= bits[f] ?? 0;
+  if (notify) flags |= S.SECCOMP_FILTER_FLAG_NEW_LISTENER;
+  // the kernel takes TSYNC with a listener only when a failed sync may report ESRCH instead of a thread id
+  if (notify && flags & S.SECCOMP_FILTER_FLAG_TSYNC) flags |= S.SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+  return flags;
+}
+
+/** what a memo keeps of a compiled profile */
+export interface CompiledSeccomp {
+  bpf: Buffer;
+  loadFlags: number;
+  notify: boolean;
+  skipped: string[];
+}
+
+/** programs by profile (JSON text), kept by a process that prepares the same profiles again and again */
+export interface SeccompMemo {
+  get(profile: string): CompiledSeccomp | undefined;
+  set(profile: string, compiled: CompiledSeccomp): void;
+}
+
+let memo: SeccompMemo | undefined;
+
+/** have prepareSeccomp consult and fill a memo */
+export function useSeccompMemo(m: SeccompMemo | undefined): void {
+  memo = m;
+}
+
+/** seccomp_export_bpf into a memfd, read back */
+function compile(ctx: S.FilterCtx): Buffer {
+  const fd = libc.memfdCreate('koci-seccomp', 1 /* MFD_CLOEXEC */);
+  try {
+    S.exportBpf(ctx, fd);
+    const bpf = Buffer.alloc(fstatSync(fd).size);
+    readSync(fd, bpf, 0, bpf.length, 0);
+    return bpf;
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** buildSeccomp and compile, for a config that may have no linux.seccomp (the memo's program when it has this profile) */
 export function prepareSeccomp(profile: LinuxSeccomp | undefined): SeccompFilter | undefined {
-  return profile ? buildSeccomp(profile) : undefined;
+  if (!profile) return undefined;
+  const key = memo ? JSON.stringify(profile) : undefined;
+  const known = key === undefined ? undefined : memo!.get(key);
+  if (known) {
+    const filter: SeccompFilter = { ctx: null, ...known, listenerFd: -1, listenerPath: profile.listenerPath, listenerMetadata: profile.listenerMetadata };
+    if (filter.notify) filter.listenerFd = connectUnix(profile.listenerPath!);
+    return filter;
+  }
+  const filter = buildSeccomp(profile);
+  try {
+    filter.bpf = compile(filter.ctx);
+  } catch (e) {
+    releaseSeccomp(filter);
+    throw e;
+  }
+  if (key !== undefined) memo!.set(key, { bpf: filter.bpf, loadFlags: filter.loadFlags, notify: filter.notify, skipped: filter.skipped });
+  return filter;
 }
 
 /** the runtime's side: free the context and close its copy of the listener socket */
@@ -259,7 +334,8 @@ export function releaseSeccomp(filter: SeccompFilter | undefined): void {
     }
     filter.listenerFd = -1;
   }
-  S.release(filter.ctx);
+  if (filter.ctx !== null) S.release(filter.ctx);
+  filter.ctx = null;
 }
 
 /** the filter as raw BPF (struct sock_filter[], 8 bytes each), written to fd */
@@ -278,9 +354,9 @@ export function containerProcessState(state: State, metadata?: string): Record<s
  * socket, then close both (nothing of it reaches the container process).
  */
 export function loadSeccomp(filter: SeccompFilter, state?: State): void {
-  S.loadFilter(filter.ctx);
+  // prepareSeccomp compiled it before the fork; a filter straight from buildSeccomp is compiled here
+  const nfd = S.setModeFilter(filter.bpf.length ? filter.bpf : compile(filter.ctx), filter.loadFlags);
   if (!filter.notify) return;
-  const nfd = S.notifyFd(filter.ctx);
   const msg = Buffer.from(JSON.stringify(containerProcessState({ ...(state as State), status: 'created' }, filter.listenerMetadata)));
   try {
     sendWithFds(filter.listenerFd, msg, [nfd]);
