@@ -70,7 +70,7 @@ export function writeFileAtomic(path: string, data: string): void {
 }
 
 /** wait for a child; a process that is not (or no longer) ours is fine */
-function reap(pid: number): void {
+export function reap(pid: number): void {
   try {
     libc.waitpid(pid);
   } catch (e) {

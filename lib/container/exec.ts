@@ -9,7 +9,7 @@
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { addProcess } from '../cgroups';
-import { fromWire, IncorrectStatusError, InvalidSpecError, SetupError, SyscallError, UnsupportedError } from '../errors';
+import { fromWire, IncorrectStatusError, InvalidSpecError, SetupError, UnsupportedError } from '../errors';
 import { planExecJoins } from '../namespaces';
 import { Channel } from '../process/channel';
 import { takeMaster } from '../process/console';
@@ -23,7 +23,7 @@ import type { Process } from '../spec/types';
 import { refuseUnsupported } from '../spec/unsupported';
 import { validateConfig } from '../spec/validate';
 import type { StateStore } from '../state/store';
-import { writeFileAtomic } from './create';
+import { reap, writeFileAtomic } from './create';
 
 export interface ExecOptions {
   /** the whole process (runtime-spec `process`), as `--process` gives it */
@@ -39,15 +39,6 @@ export interface ExecOptions {
   /** process.terminal without a console socket: the runtime's copy of the master (a foreground exec relays it) */
   onConsole?: (masterFd: number) => void;
   warn?: (message: string) => void;
-}
-
-/** wait for a child; one that is not ours is fine */
-function reap(pid: number): void {
-  try {
-    libc.waitpid(pid);
-  } catch (e) {
-    if (!(e instanceof SyscallError && e.code === 'ECHILD')) throw e;
-  }
 }
 
 /** start the process in the container; returns its host PID once it has exec'd */

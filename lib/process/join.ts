@@ -22,14 +22,14 @@
 import { fstatSync, statSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { fromWire, SyscallError, toWire } from '../errors';
+import { fromWire, SyscallError } from '../errors';
 import { becomeProcess, execProcess } from './become';
 import type { Channel } from './channel';
 import { openPty } from './console';
 import type { ExecPlan } from './plan';
 import { expect } from './protocol';
 import { applyExecAffinity } from './scheduling';
-import { attributeStep } from './step';
+import { failChild } from './step';
 
 const eof = () => new Error('runtime went away');
 
@@ -79,11 +79,7 @@ export function runExecStage1(plan: ExecPlan, chan: Channel): never {
     chan.send({ type: 'init-pid', pid });
     libc._exit(0);
   } catch (e) {
-    try {
-      chan.send({ type: 'error', error: toWire(attributeStep(e, step)) });
-    } finally {
-      libc._exit(1);
-    }
+    failChild(chan, e, step);
   }
 }
 
@@ -121,10 +117,6 @@ function runExecStage2(plan: ExecPlan, chan: Channel): never {
     const identity = becomeProcess(proc, plan.seccomp, plan.state, run, plan.config.linux);
     execProcess(proc, identity, { ptySlave, preserveFds: plan.preserveFds, config: plan.config, state: plan.state }, run);
   } catch (e) {
-    try {
-      chan.send({ type: 'error', error: toWire(attributeStep(e, step)) });
-    } finally {
-      libc._exit(1);
-    }
+    failChild(chan, e, step);
   }
 }

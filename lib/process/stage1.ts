@@ -8,9 +8,9 @@
 import { writeFileSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { fromWire, toWire } from '../errors';
+import { fromWire } from '../errors';
 import { joinCgroups } from '../cgroups';
-import { attributeStep } from './step';
+import { failChild } from './step';
 import { timeOffsetsText } from '../namespaces';
 import type { Channel } from './channel';
 import { runInit } from './init';
@@ -71,10 +71,6 @@ export function runStage1(plan: InitPlan, chan: Channel): never {
     chan.send({ type: 'init-pid', pid });
     libc._exit(0);
   } catch (e) {
-    try {
-      chan.send({ type: 'error', error: toWire(attributeStep(e, step)) });
-    } finally {
-      libc._exit(1);
-    }
+    failChild(chan, e, step);
   }
 }

@@ -1,4 +1,6 @@
-import { SetupError, SyscallError } from '../errors';
+import * as libc from '../../bindings/libc';
+import { SetupError, SyscallError, toWire } from '../errors';
+import type { Channel } from './channel';
 
 /** attach the failing setup step to an error, so the runtime's one-line message says where it broke */
 export function attributeStep(e: unknown, step: string): Error {
@@ -10,4 +12,13 @@ export function attributeStep(e: unknown, step: string): Error {
   }
   if (e instanceof Error && e.name !== 'Error') return e; // already typed (SetupError, HookError, ...)
   return new SetupError(step, e instanceof Error ? e.message : String(e));
+}
+
+/** a forked child's last act on failure: report the error, typed and attributed, to the runtime and _exit(1) */
+export function failChild(chan: Channel, e: unknown, step: string): never {
+  try {
+    chan.send({ type: 'error', error: toWire(attributeStep(e, step)) });
+  } finally {
+    libc._exit(1);
+  }
 }
