@@ -196,6 +196,15 @@ export const S_IFBLK = 0o060000;
 export const S_IFREG = 0o100000;
 export const S_IFLNK = 0o120000;
 
+// eventfd(2), inotify(7)
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+export const IN_CLOEXEC = 0o2000000;
+export const IN_NONBLOCK = 0o4000;
+export const IN_MODIFY = 0x2;
+/** the watch was removed (file deleted, e.g. the cgroup's rmdir) */
+export const IN_IGNORED = 0x8000;
+
 // sigprocmask
 export const SIG_SETMASK = 2;
 

@@ -35,7 +35,7 @@ function fail(syscall: string, path?: string): never {
 }
 
 /** -1 (or any negative) means failure, errno is read immediately */
-function check(ret: number | bigint, syscall: string, path?: string): number {
+export function check(ret: number | bigint, syscall: string, path?: string): number {
   if (ret < 0) fail(syscall, path);
   return Number(ret);
 }

@@ -4,22 +4,9 @@
  * memory.events report changes as IN_MODIFY). The fds are plain numbers; the
  * caller waits on them (lib/fd-watch.ts) and closes them.
  */
-import * as koffi from 'koffi';
-import { SyscallError } from './errors';
-import { fn } from './libc';
+import { EFD_CLOEXEC, IN_CLOEXEC } from './constants';
+import { check, fn } from './libc';
 
-export const EFD_CLOEXEC = 0o2000000;
-export const EFD_NONBLOCK = 0o4000;
-export const IN_CLOEXEC = 0o2000000;
-export const IN_NONBLOCK = 0o4000;
-export const IN_MODIFY = 0x2;
-/** the watch was removed (file deleted, e.g. the cgroup's rmdir) */
-export const IN_IGNORED = 0x8000;
-
-function check(ret: number, syscall: string, path?: string): number {
-  if (ret < 0) throw new SyscallError(syscall, koffi.errno(), path);
-  return ret;
-}
 
 /** eventfd2(2) through glibc's eventfd(); close-on-exec always */
 export function eventfd(initval = 0, flags = 0): number {

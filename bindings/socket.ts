@@ -30,22 +30,33 @@ function fn(proto: string): ReturnType<typeof libcFn> {
 
 const SUN_PATH_MAX = 108;
 
+/** a unix socket of the given type, close-on-exec */
+function unixSocket(type: number, path?: string): number {
+  const fd = fn('int socket(int domain, int type, int protocol)')(AF_UNIX, type | SOCK_CLOEXEC, 0) as number;
+  if (fd < 0) throw new SyscallError('socket', koffi.errno(), path);
+  return fd;
+}
+
+/** close fd after a failed call on it, and throw that call's error */
+function closeAndFail(fd: number, call: string, path: string): never {
+  const e = koffi.errno();
+  fn('int close(int)')(fd);
+  throw new SyscallError(call, e, path);
+}
+
+/** bind fd to the address; closes fd on failure */
+function bindTo(fd: number, addr: Buffer, path: string): void {
+  if ((fn('int bind(int fd, const uint8_t *addr, uint32_t len)')(fd, addr, addr.length) as number) < 0) closeAndFail(fd, 'bind', path);
+}
+
 /** a SOCK_STREAM unix socket (close-on-exec) connected to path */
 export function connectUnix(path: string): number {
-  const p = Buffer.from(path);
-  if (p.length >= SUN_PATH_MAX) throw new SyscallError('connect', 36 /* ENAMETOOLONG */, path);
-  const fd = fn('int socket(int domain, int type, int protocol)')(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) as number;
-  if (fd < 0) throw new SyscallError('socket', koffi.errno(), path);
-  const addr = Buffer.alloc(2 + SUN_PATH_MAX);
-  addr.writeUInt16LE(AF_UNIX, 0);
-  p.copy(addr, 2);
+  const addr = unixAddr(path, 'connect');
+  const fd = unixSocket(SOCK_STREAM, path);
   for (;;) {
-    const r = fn('int connect(int fd, const uint8_t *addr, uint32_t len)')(fd, addr, 2 + p.length + 1) as number;
+    const r = fn('int connect(int fd, const uint8_t *addr, uint32_t len)')(fd, addr, addr.length) as number;
     if (r === 0) return fd;
-    const e = koffi.errno();
-    if (e === 4 /* EINTR */) continue;
-    fn('int close(int)')(fd);
-    throw new SyscallError('connect', e, path);
+    if (koffi.errno() !== 4 /* EINTR */) closeAndFail(fd, 'connect', path);
   }
 }
 
@@ -79,20 +90,10 @@ export function sendWithFds(sock: number, data: Buffer, fds: number[]): number {
 
 /** a listening SOCK_STREAM unix socket (close-on-exec) bound to path */
 export function listenUnix(path: string, backlog = 8): number {
-  const p = Buffer.from(path);
-  if (p.length >= SUN_PATH_MAX) throw new SyscallError('bind', 36 /* ENAMETOOLONG */, path);
-  const fd = fn('int socket(int domain, int type, int protocol)')(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) as number;
-  if (fd < 0) throw new SyscallError('socket', koffi.errno(), path);
-  const addr = Buffer.alloc(2 + SUN_PATH_MAX);
-  addr.writeUInt16LE(AF_UNIX, 0);
-  p.copy(addr, 2);
-  const fail = (call: string) => {
-    const e = koffi.errno();
-    fn('int close(int)')(fd);
-    throw new SyscallError(call, e, path);
-  };
-  if ((fn('int bind(int fd, const uint8_t *addr, uint32_t len)')(fd, addr, 2 + p.length + 1) as number) < 0) fail('bind');
-  if ((fn('int listen(int fd, int backlog)')(fd, backlog) as number) < 0) fail('listen');
+  const addr = unixAddr(path, 'bind');
+  const fd = unixSocket(SOCK_STREAM, path);
+  bindTo(fd, addr, path);
+  if ((fn('int listen(int fd, int backlog)')(fd, backlog) as number) < 0) closeAndFail(fd, 'listen', path);
   return fd;
 }
 
@@ -143,12 +144,15 @@ export function recvWithFds(sock: number, maxData = 65536, maxFds = 16): { data:
   return { data: data.subarray(0, n), fds };
 }
 
-/** sockaddr_un for path; "@name" is the abstract name (no trailing NUL), as systemd writes NOTIFY_SOCKET */
-function unixAddr(path: string, call: string): Buffer {
-  const abstract = path.startsWith('@');
-  const p = abstract ? Buffer.concat([Buffer.alloc(1), Buffer.from(path.slice(1))]) : Buffer.from(path);
+/**
+ * sockaddr_un for path, exactly as long as the path needs. With `abstract`,
+ * "@name" is the abstract name (no trailing NUL), as systemd writes NOTIFY_SOCKET.
+ */
+function unixAddr(path: string, call: string, abstract = false): Buffer {
+  const isAbstract = abstract && path.startsWith('@');
+  const p = isAbstract ? Buffer.concat([Buffer.alloc(1), Buffer.from(path.slice(1))]) : Buffer.from(path);
   if (p.length >= SUN_PATH_MAX) throw new SyscallError(call, 36 /* ENAMETOOLONG */, path);
-  const addr = Buffer.alloc(2 + p.length + (abstract ? 0 : 1));
+  const addr = Buffer.alloc(2 + p.length + (isAbstract ? 0 : 1));
   addr.writeUInt16LE(AF_UNIX, 0);
   p.copy(addr, 2);
   return addr;
@@ -156,22 +160,15 @@ function unixAddr(path: string, call: string): Buffer {
 
 /** a SOCK_DGRAM unix socket (close-on-exec), bound to path when one is given */
 export function dgramUnix(bindPath?: string): number {
-  const fd = fn('int socket(int domain, int type, int protocol)')(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) as number;
-  if (fd < 0) throw new SyscallError('socket', koffi.errno(), bindPath);
-  if (bindPath !== undefined) {
-    const addr = unixAddr(bindPath, 'bind');
-    if ((fn('int bind(int fd, const uint8_t *addr, uint32_t len)')(fd, addr, addr.length) as number) < 0) {
-      const e = koffi.errno();
-      fn('int close(int)')(fd);
-      throw new SyscallError('bind', e, bindPath);
-    }
-  }
+  const addr = bindPath === undefined ? undefined : unixAddr(bindPath, 'bind', true);
+  const fd = unixSocket(SOCK_DGRAM, bindPath);
+  if (addr) bindTo(fd, addr, bindPath!);
   return fd;
 }
 
 /** send one datagram to the socket bound at path */
 export function sendDgram(fd: number, path: string, data: Buffer): void {
-  const addr = unixAddr(path, 'sendto');
+  const addr = unixAddr(path, 'sendto', true);
   for (;;) {
     const r = Number(fn('long sendto(int fd, const uint8_t *buf, size_t len, int flags, const uint8_t *addr, uint32_t alen)')(fd, data, data.length, 0x4000 /* MSG_NOSIGNAL */, addr, addr.length));
     if (r >= 0) return;

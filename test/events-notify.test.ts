@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { eventfd, IN_MODIFY, inotifyAddWatch, inotifyInit } from '../dist/bindings/notify';
+import { IN_MODIFY } from '../dist/bindings/constants';
+import { eventfd, inotifyAddWatch, inotifyInit } from '../dist/bindings/notify';
 import { pidfdOpen } from '../dist/bindings/libc';
 import { freezeV2, thawV2 } from '../dist/lib/cgroups/freezer';
 import { watchOom } from '../dist/lib/cgroups/oom';

@@ -13,7 +13,8 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EFD_NONBLOCK, eventfd, IN_MODIFY, IN_NONBLOCK, inotifyAddWatch, inotifyInit } from '../../bindings/notify';
+import { EFD_NONBLOCK, IN_MODIFY, IN_NONBLOCK } from '../../bindings/constants';
+import { eventfd, inotifyAddWatch, inotifyInit } from '../../bindings/notify';
 import * as libc from '../../bindings/libc';
 import { type FdWatch, watchFd } from '../fd-watch';
 

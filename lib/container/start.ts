@@ -19,76 +19,73 @@ export interface Warn {
   (message: string): void;
 }
 
-function withNotifyClosedOnError<T>(notify: () => NotifyRelay | undefined, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    notify()?.close();
-    throw e;
-  }
-}
-
 export function startContainer(store: StateStore, id: string, warn: Warn = () => {}): ContainerRecord {
   let notify: NotifyRelay | undefined;
-  const rec = withNotifyClosedOnError(() => notify, () => withLockSync(store, id, () => {
-    const rec = store.read(id);
-    const status = store.status(rec);
-    if (status !== 'created') throw new IncorrectStatusError(id, 'start', status, status === 'running' ? 'already started' : '');
-    // NOTIFY_SOCKET: listening before the process runs; our own caller's socket wins over create's
-    if (rec.notify) notify = new NotifyRelay(rec.notify.dir, process.env.NOTIFY_SOCKET || rec.notify.target);
-    const fifo = store.fifoPath(id);
-    // non-blocking, so a dead init can never hang start: poll the fifo and the init's liveness
-    const fd = openSync(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
-    let report = '';
-    try {
-      const b = Buffer.alloc(4096);
-      let released = false;
-      let lastLook = false;
-      for (let wait = 0; ; ) {
-        let n = -1;
-        try {
-          n = readSync(fd, b, 0, b.length, null);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        }
-        if (n > 0) {
-          // the init's '0' (it is released), then only an error report, if any
-          const data = b.toString('utf8', 0, n);
-          report += released ? data : data.slice(1);
-          if (!released) {
-            // the writer is there now, so EOF means it is gone: block until it comes (no polling)
-            libc.fcntl(fd, C.F_SETFL, libc.fcntl(fd, C.F_GETFL) & ~C.O_NONBLOCK);
+  let rec: ContainerRecord;
+  try {
+    rec = withLockSync(store, id, () => {
+      const rec = store.read(id);
+      const status = store.status(rec);
+      if (status !== 'created') throw new IncorrectStatusError(id, 'start', status, status === 'running' ? 'already started' : '');
+      // NOTIFY_SOCKET: listening before the process runs; our own caller's socket wins over create's
+      if (rec.notify) notify = new NotifyRelay(rec.notify.dir, process.env.NOTIFY_SOCKET || rec.notify.target);
+      const fifo = store.fifoPath(id);
+      // non-blocking, so a dead init can never hang start: poll the fifo and the init's liveness
+      const fd = openSync(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
+      let report = '';
+      try {
+        const b = Buffer.alloc(4096);
+        let released = false;
+        let lastLook = false;
+        for (let wait = 0; ; ) {
+          let n = -1;
+          try {
+            n = readSync(fd, b, 0, b.length, null);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
           }
-          released = true;
-        } else if (n === 0 && released) {
-          break; // EOF: the init has exec'd the process, or died after reporting
-        } else if (!released && !isAlive(rec.pid!, rec.initStartTime)) {
-          // it may have been released, exec'd and exited between that read and this check: its '0' is unread
-          if (!lastLook) {
-            lastLook = true;
-            continue;
+          if (n > 0) {
+            // the init's '0' (it is released), then only an error report, if any
+            const data = b.toString('utf8', 0, n);
+            report += released ? data : data.slice(1);
+            if (!released) {
+              // the writer is there now, so EOF means it is gone: block until it comes (no polling)
+              libc.fcntl(fd, C.F_SETFL, libc.fcntl(fd, C.F_GETFL) & ~C.O_NONBLOCK);
+            }
+            released = true;
+          } else if (n === 0 && released) {
+            break; // EOF: the init has exec'd the process, or died after reporting
+          } else if (!released && !isAlive(rec.pid!, rec.initStartTime)) {
+            // it may have been released, exec'd and exited between that read and this check: its '0' is unread
+            if (!lastLook) {
+              lastLook = true;
+              continue;
+            }
+            throw new SetupError('start', `container init (pid ${rec.pid}) exited before it could be started`);
           }
-          throw new SetupError('start', `container init (pid ${rec.pid}) exited before it could be started`);
+          if (n <= 0) {
+            sleepSync(wait);
+            wait = Math.min(wait + 1, 10);
+          }
         }
-        if (n <= 0) {
-          sleepSync(wait);
-          wait = Math.min(wait + 1, 10);
-        }
+      } finally {
+        closeSync(fd);
       }
-    } finally {
-      closeSync(fd);
-    }
-    unlinkSync(fifo);
-    if (report) {
-      // a startContainer hook or the exec failed: the init is gone, the container stopped
-      rec.status = 'stopped';
+      unlinkSync(fifo);
+      if (report) {
+        // a startContainer hook or the exec failed: the init is gone, the container stopped
+        rec.status = 'stopped';
+        store.write(rec);
+        throw fromWire(JSON.parse(report) as WireError);
+      }
+      rec.status = 'running';
       store.write(rec);
-      throw fromWire(JSON.parse(report) as WireError);
-    }
-    rec.status = 'running';
-    store.write(rec);
-    return rec;
-  }));
+      return rec;
+    });
+  } catch (e) {
+    notify?.close(); // start failed: nothing will be relayed
+    throw e;
+  }
   // poststart failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
   // the state as of the exec: running with its pid, even if the process has already exited
   const state = { ...store.ociState(rec), status: 'running' as const, pid: rec.pid };
