@@ -195,11 +195,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       const master = takeMaster(initPid, next.fd);
       if (opts.consoleSocket) {
         // the caller (containerd's shim, conmon) owns the terminal from here on
-        try {
-          sendConsole(opts.consoleSocket, master);
-        } finally {
-          libc.close(master);
-        }
+        sendConsole(opts.consoleSocket, master);
         parent.send({ type: 'go' });
         next = parent.recv();
       } else {

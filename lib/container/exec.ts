@@ -71,7 +71,6 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
       config,
       state: store.ociState(rec),
       preserveFds: opts.preserveFds ?? 0,
-      runtimeFds: [],
       seccomp,
       keyring: !rec.noNewKeyring,
     };
@@ -95,11 +94,7 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
     if (next?.type === 'console') {
       const master = takeMaster(pid, next.fd);
       if (opts.consoleSocket) {
-        try {
-          sendConsole(opts.consoleSocket, master);
-        } finally {
-          libc.close(master);
-        }
+        sendConsole(opts.consoleSocket, master);
       } else {
         opts.onConsole!(master);
       }

@@ -15,9 +15,13 @@ function sendFd(socketPath: string, name: string, fd: number): void {
   }
 }
 
-/** the pty master, named "/dev/ptmx" in the message's data (what runc sends) */
+/** hand the pty master over, named "/dev/ptmx" in the message's data (what runc sends); our copy is closed, sent or not */
 export function sendConsole(socketPath: string, master: number): void {
-  sendFd(socketPath, '/dev/ptmx', master);
+  try {
+    sendFd(socketPath, '/dev/ptmx', master);
+  } finally {
+    libc.close(master);
+  }
 }
 
 /** a pidfd of pid; the message's data is "pidfd" */

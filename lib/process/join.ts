@@ -50,7 +50,6 @@ export function runExecStage1(plan: ExecPlan, chan: Channel): never {
   let step = 'exec stage 1';
   try {
     libc.prctl(C.PR_SET_PDEATHSIG, 9); // the runtime died: nobody will release stage 2
-    for (const fd of plan.runtimeFds) libc.close(fd);
     step = 'open namespaces';
     const joins = openJoins(plan);
     for (const j of joins) {

@@ -34,7 +34,6 @@ export interface ExecPlan {
   config: Spec;
   state: State;
   preserveFds: number;
-  runtimeFds: number[];
   /** the container's linux.seccomp, built by the runtime */
   seccomp?: SeccompFilter;
   /** join the container's session keyring (unless create had --no-new-keyring) */
