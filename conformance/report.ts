@@ -35,7 +35,7 @@ export function table(runs: RunResult[]): string {
     '',
     ...summary(runs),
     '',
-    'Skips (the host lacks the feature for every runtime, or the runtime named lacks the command):',
+    'Skips (a feature this host lacks; a skip not shared by every runtime names the runtimes that skip):',
     '',
     ...skips(runs),
     '',

@@ -134,7 +134,9 @@ t.test('every hook kind at its moment, in order, in its namespaces, with state, 
     t.equal(st.ociVersion, b.spec.ociVersion, `${name}: state.ociVersion`);
     t.equal(st.status, expectStatus[name], `${name}: state.status ${expectStatus[name]}`);
     t.same(st.annotations, { 'org.example.k': 'v' }, `${name}: annotations`);
-    if (name !== 'poststop') t.equal(st.pid, pid, `${name}: state.pid is the init's`);
+    // runtime-spec: in the container's namespaces, the pid as the container sees it (PID 1)
+    const inContainer = name === 'createContainer' || name === 'startContainer';
+    if (name !== 'poststop') t.equal(st.pid, inContainer ? 1 : pid, `${name}: state.pid is the init's${inContainer ? ' as the container sees it' : ''}`);
   }
   const env = readFileSync(join(b.dir, 'prestart.env'), 'utf8');
   t.match(env, /^HOOKVAR=var-prestart$/m, 'hook env is given');

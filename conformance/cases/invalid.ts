@@ -5,24 +5,37 @@ import type { Bundle, Ctx } from '../harness';
 import type { Config } from '../spec';
 import type { Case } from './types';
 
-function rejected(name: string, edit: (c: Config, b: Bundle) => void, todo?: number): Case {
+/**
+ * create must fail for the config `edit` makes; nothing may run or remain. `marker` is a file
+ * that only exists if something of the container ran (the process, or a hook that edit adds).
+ * With `fromBundle`, the runtime is called from the bundle directory, so a relative path there resolves.
+ */
+function rejected(name: string, edit: (c: Config, b: Bundle, marker: string) => void, opts: { todo?: number; fromBundle?: boolean } = {}): Case {
   return {
     name: `invalid config: ${name}`,
-    todo,
+    todo: opts.todo,
     run(t: Ctx) {
       const marker = join(t.tmp(), 'ran');
       const b = t.bundle((c, bb) => {
         c.process.args = ['sh', '-c', `touch ${marker}`];
-        edit(c, bb);
+        edit(c, bb, marker);
       });
-      const { id, res, pidFile } = t.create(b);
+      const cwd = process.cwd();
+      if (opts.fromBundle) process.chdir(b.dir);
+      let r: ReturnType<Ctx['create']>;
+      try {
+        r = t.create(b);
+      } finally {
+        process.chdir(cwd);
+      }
+      const { id, res, pidFile } = r;
       t.fails(res, 'create fails');
       t.ok(res.stderr.trim().length > 0, 'an error message is printed on stderr');
       t.fails(t.cli(['state', id]), 'no container with that ID exists afterwards');
       const l = t.cli(['list', '-q']);
       t.ok(!l.stdout.split('\n').includes(id), 'list does not show it');
       t.ok(!existsSync(pidFile), 'no pid file is written');
-      t.ok(!existsSync(marker), 'the process never ran');
+      t.ok(!existsSync(marker), 'nothing of the container ran');
     },
   };
 }
@@ -33,6 +46,16 @@ export const invalid: Case[] = [
   rejected('process.args missing', (c) => delete c.process.args),
   rejected('process.args empty', (c) => (c.process.args = [])),
   rejected('process.cwd relative', (c) => (c.process.cwd = 'tmp')),
+  // config.md: hooks' path MUST be absolute. The hook is there, executable, in the bundle directory (and the
+  // runtime is called from it), so a runtime that resolves the relative path runs it instead of refusing
+  rejected(
+    'hook path relative',
+    (c, b, marker) => {
+      writeFileSync(join(b.dir, 'conf-hook.sh'), `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+      c.hooks = { createRuntime: [{ path: 'conf-hook.sh' }] };
+    },
+    { fromBundle: true },
+  ),
   rejected('hostname of the wrong type', (c) => (c.hostname = 42)),
   rejected('process.user.uid of the wrong type', (c) => (c.process.user.uid = 'root')),
   rejected('unknown namespace type', (c) => c.linux.namespaces.push({ type: 'bogus' })),

@@ -1,7 +1,8 @@
-/** process: args, env, cwd, user, additionalGids, umask, rlimits, oomScoreAdj, noNewPrivileges; capabilities, seccomp, sysctl. */
+/** process: args, env, cwd, user, additionalGids, umask, rlimits, oomScoreAdj (and both needing CAP_SYS_RESOURCE), noNewPrivileges; apparmorProfile, capabilities, seccomp, sysctl. */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { Probe } from '../harness';
-import { capMask, DEFAULT_CAPS } from '../spec';
+import { readTrim, type Ctx, type Probe } from '../harness';
+import { CAP_BITS, capMask, DEFAULT_CAPS } from '../spec';
 import type { Case } from './types';
 
 function statusField(p: Probe, field: string): string | undefined {
@@ -17,6 +18,56 @@ function limit(p: Probe, name: string): [string, string] | undefined {
   if (!l) return undefined;
   const f = l.slice(name.length).trim().split(/\s+/);
   return [f[0], f[1]];
+}
+
+/** the suite's own effective capabilities: the runtime under test is its child and has no more */
+function ownCapEff(): bigint {
+  const l = readFileSync('/proc/self/status', 'utf8').split('\n').find((x) => x.startsWith('CapEff:'));
+  return l ? BigInt('0x' + l.slice(7).trim()) : 0n;
+}
+
+/** the suite's own [soft, hard] for a /proc/self/limits line ("unlimited" as Infinity); the runtime inherits them */
+function ownLimit(name: string): [number, number] | undefined {
+  const l = readFileSync('/proc/self/limits', 'utf8').split('\n').find((x) => x.startsWith(name));
+  if (!l) return undefined;
+  const [soft, hard] = l.slice(name.length).trim().split(/\s+/).map((v) => (v === 'unlimited' ? Infinity : Number(v)));
+  return [soft, hard];
+}
+
+/** why this host cannot apply an AppArmor profile, or undefined when it can */
+function apparmorGap(): string | undefined {
+  const enabled = readTrim('/sys/module/apparmor/parameters/enabled');
+  const lsm = readTrim('/sys/kernel/security/lsm');
+  if (enabled !== 'Y' || (lsm !== undefined && !lsm.split(',').includes('apparmor'))) {
+    return `AppArmor is not enabled on this host (/sys/module/apparmor/parameters/enabled: ${enabled ?? 'missing'}; /sys/kernel/security/lsm: ${lsm ?? 'missing'})`;
+  }
+  return undefined;
+}
+
+const AA_PROFILE = 'conformance-test';
+// permissive, so busybox and the probe run under it; what is checked is the label the process carries
+const AA_POLICY = `profile ${AA_PROFILE} flags=(attach_disconnected,mediate_deleted) {
+  file,
+  capability,
+  network,
+  mount,
+  umount,
+  pivot_root,
+  signal,
+  ptrace,
+  unix,
+}
+`;
+
+/** a loaded profile to confine the container with: the suite's own (loaded with apparmor_parser, removed by the case) or docker-default */
+function apparmorProfile(t: Ctx): { name: string; unload?: () => void } {
+  const load = spawnSync('apparmor_parser', ['-r'], { input: AA_POLICY, encoding: 'utf8' });
+  if (load.status === 0) return { name: AA_PROFILE, unload: () => void spawnSync('apparmor_parser', ['-R'], { input: AA_POLICY }) };
+  const loaded = readTrim('/sys/kernel/security/apparmor/profiles') ?? '';
+  if (/^docker-default \(enforce\)$/m.test(loaded)) return { name: 'docker-default' };
+  return t.skip(
+    `AppArmor is enabled but no profile can be loaded for the case (apparmor_parser -r: ${load.error ? (load.error as NodeJS.ErrnoException).code : `exit ${load.status}: ${load.stderr.trim().split('\n')[0]}`}) and docker-default is not loaded`,
+  );
 }
 
 export const processCases: Case[] = [
@@ -112,6 +163,28 @@ export const processCases: Case[] = [
     },
   },
   {
+    name: "process: a negative oomScoreAdj and a hard rlimit above the caller's (CAP_SYS_RESOURCE)",
+    run(t) {
+      // lowering oom_score_adj below 0 and raising a hard rlimit both need CAP_SYS_RESOURCE in the runtime,
+      // which has no more capabilities than the suite that runs it
+      const eff = ownCapEff();
+      if (!((eff >> BigInt(CAP_BITS.CAP_SYS_RESOURCE)) & 1n)) {
+        t.skip(`the runtime's caller lacks CAP_SYS_RESOURCE (CapEff ${eff.toString(16).padStart(16, '0')}: bit 24 clear), needed for a negative oom_score_adj and a hard rlimit above the caller's`);
+      }
+      const nrOpen = Number(readTrim('/proc/sys/fs/nr_open') ?? 1048576);
+      const [, hostHard] = ownLimit('Max open files') ?? [0, Infinity];
+      if (!(hostHard + 1024 <= nrOpen)) t.skip(`the caller's hard RLIMIT_NOFILE (${hostHard}) leaves no room below fs.nr_open (${nrOpen}) to raise it`);
+      const hard = hostHard + 1024;
+      const p = t.probe((c) => {
+        c.process.oomScoreAdj = -500;
+        c.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard }];
+      });
+      if (!p) return;
+      t.equal(p.get('oom'), '-500', 'oom_score_adj is -500');
+      t.equal(limit(p, 'Max open files')?.join(' '), `1024 ${hard}`, `RLIMIT_NOFILE 1024/${hard} (the caller's hard limit is ${hostHard})`);
+    },
+  },
+  {
     name: 'process.noNewPrivileges: true sets no_new_privs',
     run(t) {
       const p = t.probe((c) => (c.process.noNewPrivileges = true));
@@ -130,6 +203,21 @@ export const processCases: Case[] = [
 ];
 
 export const security: Case[] = [
+  {
+    name: 'process.apparmorProfile: the process runs under the profile',
+    run(t) {
+      const gap = apparmorGap();
+      if (gap) t.skip(gap);
+      const profile = apparmorProfile(t);
+      try {
+        const p = t.probe((c) => (c.process.apparmorProfile = profile.name), 'cat /proc/self/attr/apparmor/current 2>/dev/null || cat /proc/self/attr/current');
+        if (!p) return;
+        t.equal(p.get('extra').replace(/\0/g, ''), `${profile.name} (enforce)`, `/proc/self/attr/current inside is ${profile.name} (enforce)`);
+      } finally {
+        profile.unload?.();
+      }
+    },
+  },
   {
     name: 'capabilities: the default set',
     run(t) {

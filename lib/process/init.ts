@@ -73,7 +73,10 @@ export function runInit(plan: InitPlan, chan: Channel): never {
 
     chan.send({ type: 'hooks' });
     const state = expect(chan.recv(), 'go', eof, fromWire).state as State;
-    run('createContainer hooks', () => runHooksInChild('createContainer', config.hooks, state));
+    // runtime-spec runtime.md: for hooks executed in the container namespace, pid is the pid as seen by
+    // the container (1 in a new PID namespace); the runtime's state has it as the host sees it
+    const inner: State = { ...state, pid: libc.getpid() };
+    run('createContainer hooks', () => runHooksInChild('createContainer', config.hooks, inner));
 
     run(plan.noPivot ? 'move root' : 'pivot_root', () => (plan.noPivot ? moveRoot(plan.rootfs) : pivotRoot(plan.rootfs)));
     // like runc: a missing cwd is created (inside the new root, before it turns read-only)
@@ -107,7 +110,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       libc.close(procFd);
       libc.close(plan.fifoFd);
     });
-    run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...state, status: 'created' })); // before the process runs: created (as runc)
+    run('startContainer hooks', () => runHooksInChild('startContainer', config.hooks, { ...inner, status: 'created' })); // before the process runs: created (as runc)
     execProcess(proc, identity, { ptySlave: -1, preserveFds: plan.preserveFds, config, state }, run);
   } catch (e) {
     const error = toWire(attributeStep(e, step));
