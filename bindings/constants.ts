@@ -296,3 +296,17 @@ export const MPOL_FLAGS: Readonly<Record<string, number>> = {
 export const MPOL_MAX_NODES = 1024;
 /** CPUs in glibc's cpu_set_t, the mask sched_setaffinity is given */
 export const CPU_SETSIZE = 1024;
+
+// poll(2)
+export const POLLIN = 0x1;
+
+// memfd_create(2) and file seals (fcntl F_ADD_SEALS)
+export const MFD_CLOEXEC = 0x1;
+export const MFD_ALLOW_SEALING = 0x2;
+/** kernel 6.3+: ask for an executable memfd explicitly (vm.memfd_noexec) */
+export const MFD_EXEC = 0x10;
+export const F_ADD_SEALS = 1033;
+export const F_SEAL_SEAL = 0x1;
+export const F_SEAL_SHRINK = 0x2;
+export const F_SEAL_GROW = 0x4;
+export const F_SEAL_WRITE = 0x8;

@@ -101,6 +101,12 @@ export function fork(): number {
   return check(pid, 'fork');
 }
 
+/** execveat(2) of an open file (AT_EMPTY_PATH): runs exactly that inode, whatever paths now say */
+export function execveatFd(fd: number, argv: string[], envp: string[]): never {
+  fn('int execveat(int dirfd, const char *path, const char **argv, const char **envp, int flags)')(fd, '', [...argv, null], [...envp, null], C.AT_EMPTY_PATH);
+  fail('execveat', `fd ${fd}`);
+}
+
 export function _exit(status: number): never {
   fn('void _exit(int)')(status);
   throw new Error('unreachable');
@@ -359,6 +365,22 @@ export function dup2(oldfd: number, newfd: number): void {
 
 export function dup3(oldfd: number, newfd: number, flags: number): void {
   check(fn('int dup3(int, int, int)')(oldfd, newfd, flags), 'dup3');
+}
+
+/**
+ * Wait up to timeoutMs for fd to be readable (or at its end, or in error):
+ * true when it is, false on timeout or EINTR. poll(2) with one struct pollfd.
+ */
+export function pollIn(fd: number, timeoutMs: number): boolean {
+  const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(C.POLLIN, 4);
+  const r = fn('int poll(_Inout_ uint8_t *fds, unsigned long n, int timeout)')(pfd, 1, timeoutMs) as number;
+  if (r < 0) {
+    if (koffi().errno() === 4 /* EINTR */) return false;
+    fail('poll');
+  }
+  return r > 0;
 }
 
 export function fcntl(fd: number, cmd: number, arg = 0): number {

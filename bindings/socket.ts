@@ -6,7 +6,7 @@
 import * as koffi from 'koffi';
 import { SyscallError } from './errors';
 import { AF_UNIX, SCM_RIGHTS, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET } from './constants';
-import { fn as libcFn } from './libc';
+import { fn as libcFn, pollIn } from './libc';
 
 let structs = false;
 
@@ -179,16 +179,7 @@ export function sendDgram(fd: number, path: string, data: Buffer): void {
 
 /** the next datagram, or null when none came within timeoutMs (poll) */
 export function recvDgram(fd: number, timeoutMs: number, max = 4096): Buffer | null {
-  const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(1 /* POLLIN */, 4);
-  const r = fn('int poll(_Inout_ uint8_t *fds, unsigned long n, int timeout)')(pfd, 1, timeoutMs) as number;
-  if (r < 0) {
-    const e = koffi.errno();
-    if (e === 4) return null;
-    throw new SyscallError('poll', e);
-  }
-  if (r === 0) return null;
+  if (!pollIn(fd, timeoutMs)) return null;
   const buf = Buffer.alloc(max);
   const n = Number(fn('long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)')(fd, buf, max, 0));
   if (n < 0) throw new SyscallError('recv', koffi.errno());

@@ -11,7 +11,6 @@ import { fromWire, IncorrectStatusError, SetupError, type WireError } from '../e
 import { runHooks } from '../hooks';
 import { isAlive } from '../state/liveness';
 import { type ContainerRecord, StateStore, withLockSync } from '../state/store';
-import { sleepSync } from '../sleep';
 import { NotifyRelay } from '../process/notify';
 
 
@@ -37,7 +36,7 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
         const b = Buffer.alloc(4096);
         let released = false;
         let lastLook = false;
-        for (let wait = 0; ; ) {
+        for (;;) {
           let n = -1;
           try {
             n = readSync(fd, b, 0, b.length, null);
@@ -49,7 +48,7 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
             const data = b.toString('utf8', 0, n);
             report += released ? data : data.slice(1);
             if (!released) {
-              // the writer is there now, so EOF means it is gone: block until it comes (no polling)
+              // the writer is there now, so EOF means it is gone: block until it comes
               libc.fcntl(fd, C.F_SETFL, libc.fcntl(fd, C.F_GETFL) & ~C.O_NONBLOCK);
             }
             released = true;
@@ -63,10 +62,8 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
             }
             throw new SetupError('start', `container init (pid ${rec.pid}) exited before it could be started`);
           }
-          if (n <= 0) {
-            sleepSync(wait);
-            wait = Math.min(wait + 1, 10);
-          }
+          // woken as soon as the init writes; a look at its liveness every 10 ms meanwhile
+          if (n <= 0) libc.pollIn(fd, 10);
         }
       } finally {
         closeSync(fd);

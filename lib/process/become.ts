@@ -15,6 +15,7 @@ import { attachPty } from './console';
 import { applyNoNewPrivileges, applyRlimits, applyUmask, switchUser } from './credentials';
 import { lookPath, prepareFds } from './exec';
 import { applyScheduling } from './scheduling';
+import { execThroughTrampoline, sealedTrampoline } from './trampoline';
 
 /** runs one named setup step, so a failure says where it broke */
 export type Step = <T>(name: string, fn: () => T) => T;
@@ -78,6 +79,8 @@ export interface Identity {
   env: string[];
   /** the filter still to load just before execve (none when it was loaded early) */
   lateSeccomp?: SeccompFilter;
+  /** the sealed exec trampoline (trampoline.ts), -1 when the test-only unsafe direct exec is on */
+  trampolineFd: number;
 }
 
 /**
@@ -89,6 +92,8 @@ export interface Identity {
  * else as late as possible so execve is the first filtered call.
  */
 export function becomeProcess(proc: Process, seccomp: SeccompFilter | undefined, state: State, run: Step, linux?: Linux): Identity {
+  // first: once a seccomp filter is in, making it could be filtered
+  const trampolineFd = process.env.KOCI_TEST_UNSAFE_DIRECT_EXEC === '1' ? -1 : run('exec trampoline', sealedTrampoline);
   run('rlimits', () => applyRlimits(proc.rlimits));
   run('umask', () => applyUmask(proc));
   applyScheduling(proc, linux, run);
@@ -108,7 +113,7 @@ export function becomeProcess(proc: Process, seccomp: SeccompFilter | undefined,
   });
   const env = processEnv(proc);
   const exe = run('find executable', () => lookPath(proc.args?.[0] ?? '', env));
-  return { exe, env, lateSeccomp: early ? undefined : seccomp };
+  return { exe, env, lateSeccomp: early ? undefined : seccomp, trampolineFd };
 }
 
 export interface Handover {
@@ -121,12 +126,14 @@ export interface Handover {
   state: State;
 }
 
-/** terminal, fds, signals, LSM label, late seccomp, execve: nothing of koci's crosses it */
+/** terminal, fds, signals, LSM label, late seccomp, execve (through the trampoline): nothing of koci's crosses it */
 export function execProcess(proc: Process, id: Identity, h: Handover, run: Step): never {
   if (h.ptySlave >= 0) run('attach terminal', () => attachPty(h.ptySlave));
   run('prepare fds', () => prepareFds(h.preserveFds));
   libc.resetSignals();
   run('LSM exec label', () => setExecLabel(h.config));
   if (id.lateSeccomp) run('seccomp', () => loadSeccomp(id.lateSeccomp!, h.state));
-  return run(`exec ${id.exe}`, () => libc.execve(id.exe, proc.args ?? [], id.env));
+  // through the sealed trampoline: the host's node binary is never /proc/self/exe while the program is exec'd
+  if (id.trampolineFd < 0) return run(`exec ${id.exe}`, () => libc.execve(id.exe, proc.args ?? [], id.env));
+  return run(`exec ${id.exe}`, () => execThroughTrampoline(id.trampolineFd, id.exe, proc.args ?? [], id.env));
 }
