@@ -34,6 +34,7 @@ export const SCMP_FLTATR_CTL_TSYNC = 4;
 export const SCMP_FLTATR_CTL_LOG = 6;
 export const SCMP_FLTATR_CTL_SSB = 7;
 export const SCMP_FLTATR_API_SYSRAWRC = 9;
+/** libseccomp >= 2.6 only; koci does not use it: it passes SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV to seccomp(2) itself */
 export const SCMP_FLTATR_CTL_WAITKILL = 10;
 
 /** __NR_SCMP_ERROR: seccomp_syscall_resolve_name's "no such syscall" */
@@ -175,6 +176,17 @@ export function setModeFilter(bpf: Buffer, flags: number): number {
   // TSYNC without a listener: a positive return names a thread that could not be synced
   if (r > 0 && !(flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)) throw new SyscallError('seccomp', 16 /* EBUSY */, `thread ${r}`);
   return r;
+}
+
+/**
+ * Whether this kernel's seccomp(SECCOMP_SET_MODE_FILTER) takes these flags,
+ * asked as libseccomp asks it: with a NULL program, which a kernel that
+ * accepts the flags refuses with EFAULT (and one that does not, with EINVAL).
+ * Nothing is installed either way.
+ */
+export function kernelAcceptsFilterFlags(flags: number): boolean {
+  const r = Number(libcFn('long syscall(long number, ...)')(C.arch.SYS_seccomp, 'uint', SECCOMP_SET_MODE_FILTER, 'uint', flags, 'void *', null));
+  return r < 0 && koffi.errno() === 14 /* EFAULT */;
 }
 
 /** write the filter as raw BPF (struct sock_filter[]) to fd */

@@ -2,7 +2,8 @@
  * The runtime-spec features document (features.md): what this koci
  * implements, for orchestrators to read before they build a config. Only
  * what works is claimed; seccomp's flags and archs are asked of the host's
- * libseccomp.
+ * libseccomp (and SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, which koci passes to
+ * seccomp(2) itself, of the kernel).
  */
 import { MPOL_FLAGS, MPOL_MODES } from '../bindings/constants';
 import { CAPABILITIES } from './security/capability-names';

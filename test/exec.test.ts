@@ -169,6 +169,30 @@ t.test('exec errors: unknown ID, stopped container, missing binary; nothing left
   t.match(stopped.stderr, /container not running/);
 });
 
+t.test('exec --apparmor / --process-label are refused clearly when the LSM is not active, nothing forked', { skip }, async (t) => {
+  const { apparmorEnabled, selinuxEnabled } = await import('../dist/lib/security/lsm');
+  const koci = kociCli(t);
+  const { id, pid } = running(t, koci);
+  const cases: Array<[string, string[], RegExp, boolean]> = [
+    ['--apparmor', ['--apparmor', 'koci-test'], /^koci: process\.apparmorProfile is "koci-test" but AppArmor is not enabled on this host\n$/, apparmorEnabled()],
+    ['--process-label', ['--process-label', 'system_u:system_r:container_t:s0'], /^koci: process\.selinuxLabel is "system_u:system_r:container_t:s0" but SELinux is not enabled on this host\n$/, selinuxEnabled()],
+  ];
+  for (const [flag, args, message, active] of cases) {
+    if (active) {
+      t.comment(`${flag}: the LSM is active on this host; the refusal does not apply (skipped)`);
+      continue;
+    }
+    const dir = tmp(t);
+    const r = koci(['exec', '--pid-file', join(dir, 'pid'), ...args, id, 'sh', '-c', 'echo ran']);
+    t.equal(r.status, 1, `${flag}: refused`);
+    t.match(r.stderr, message, `${flag}: one clear line (${r.stderr.trim()})`);
+    t.notMatch(r.stdout, /ran/, `${flag}: the command never ran`);
+    t.notOk(existsSync(join(dir, 'pid')), `${flag}: no process, no pid file`);
+    t.same(JSON.parse(koci(['ps', '--format', 'json', id]).stdout), [pid], `${flag}: only the init is in the container`);
+  }
+  t.equal(stateOf(koci, id).status, 'running', 'the container is untouched');
+});
+
 t.test('exec into a paused container is refused; into a created one works', { skip }, async (t) => {
   const koci = kociCli(t);
   const b = makeBundle(t, ['sleep', '1000']);

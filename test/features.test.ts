@@ -1,6 +1,7 @@
 /** koci features: a valid runtime-spec features document, true to what koci does */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import * as S from '../dist/bindings/seccomp';
 import { validateFeatures } from '../dist/lib/spec/validate';
 import { KOCI } from './helpers/fixtures';
 
@@ -22,6 +23,10 @@ t.test('koci features prints a valid features document', async (t) => {
   t.ok(f.linux.seccomp.archs.includes('SCMP_ARCH_X86_64') || f.linux.seccomp.archs.includes('SCMP_ARCH_AARCH64'));
   t.ok(f.linux.seccomp.supportedFlags.every((x: string) => f.linux.seccomp.knownFlags.includes(x)), 'supported ⊆ known');
   t.ok(f.linux.seccomp.supportedFlags.includes('SECCOMP_FILTER_FLAG_TSYNC'));
+  // koci passes WAIT_KILLABLE_RECV to seccomp(2) itself: claimed when the kernel takes it (with a listener), whatever libseccomp's version
+  t.ok(f.linux.seccomp.knownFlags.includes('SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'));
+  const waitKill = S.kernelAcceptsFilterFlags(S.SECCOMP_FILTER_FLAG_NEW_LISTENER | S.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
+  t.equal(f.linux.seccomp.supportedFlags.includes('SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'), waitKill, `WAIT_KILLABLE_RECV supported: ${waitKill}`);
   t.same(f.linux.mountExtensions, { idmap: { enabled: false } }, 'idmapped mounts are not claimed');
   t.match(f.annotations, { 'io.github.koci.version': /^\d+\.\d+\.\d+/ });
   t.match(spawnSync(KOCI, ['features', 'extra'], { encoding: 'utf8' }), { status: 1 });

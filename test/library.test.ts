@@ -31,7 +31,7 @@ function zygotesOf(ppid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === ppid && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('process/zygote.js')) found.push(Number(p));
+      if (parent === ppid && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('process/zygote-main.js')) found.push(Number(p));
     } catch {
       /* gone meanwhile */
     }
@@ -222,7 +222,7 @@ t.test('library zygote: close() ends it, containers outlive it, the host exit en
     const fs = require('node:fs');
     new Runtime({ root: ${JSON.stringify(root)} }).run(${JSON.stringify(uniqueId('lzyg'))}, { bundle: ${JSON.stringify(b.dir)}, stdio: 'ignore' }).then((r) => {
       const z = fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
-        try { return fs.readFileSync('/proc/' + p + '/cmdline', 'utf8').includes('process/zygote.js') && fs.readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1].split(' ')[1] === String(process.pid); } catch { return false; }
+        try { return fs.readFileSync('/proc/' + p + '/cmdline', 'utf8').includes('process/zygote-main.js') && fs.readFileSync('/proc/' + p + '/stat', 'utf8').split(') ')[1].split(' ')[1] === String(process.pid); } catch { return false; }
       });
       console.log(JSON.stringify({ exitCode: r.exitCode, zygotes: z.map(Number) }));
     });`;

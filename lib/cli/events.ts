@@ -1,6 +1,7 @@
 import { containerEvents, containerStats, parseDuration } from '../container/events';
 import { parseArgs, UsageError } from './args';
 import { type CliContext, positional } from './context';
+import { stdout } from './output';
 
 /** events ID [--stats] [--interval 5s]: JSON lines; --stats prints one stats event and exits */
 export async function events(ctx: CliContext, argv: string[]): Promise<number> {
@@ -17,7 +18,7 @@ export async function events(ctx: CliContext, argv: string[]): Promise<number> {
   }
   const store = ctx.store();
   if (options.stats) {
-    process.stdout.write(JSON.stringify({ type: 'stats', id, data: containerStats(store, id) }) + '\n');
+    stdout(JSON.stringify({ type: 'stats', id, data: containerStats(store, id) }) + '\n');
     return 0;
   }
   const ac = new AbortController();
@@ -25,7 +26,7 @@ export async function events(ctx: CliContext, argv: string[]): Promise<number> {
   process.once('SIGINT', stop).once('SIGTERM', stop);
   try {
     for await (const e of containerEvents(store, id, { interval, signal: ac.signal })) {
-      process.stdout.write(JSON.stringify(e) + '\n');
+      stdout(JSON.stringify(e) + '\n');
     }
   } finally {
     process.off('SIGINT', stop).off('SIGTERM', stop);

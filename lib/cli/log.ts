@@ -2,8 +2,11 @@
  * CLI logging as runc does it: --log FILE receives entries (text, or one
  * {"level","msg","time"} JSON object per line with --log-format json, which
  * containerd reads to show the last error), and errors also go to stderr.
+ * Without --log, stderr is the log: with --log-format json it gets the same
+ * JSON lines a log file would (as runc writes them), with text `koci: msg`.
  */
 import { appendFileSync } from 'node:fs';
+import { stderr } from './output';
 
 export type Level = 'debug' | 'info' | 'warning' | 'error';
 
@@ -27,7 +30,11 @@ export class Logger {
     }
     // stderr gets what a person needs: errors and warnings always, debug when asked
     if (level === 'error' || level === 'warning' || (this.debugEnabled && !this.file)) {
-      process.stderr.write(this.file && this.format === 'json' ? `koci: ${msg}\n` : `koci: ${level === 'error' ? '' : level + ': '}${msg}\n`);
+      let out: string;
+      if (!this.file && this.format === 'json') out = line; // no log file: stderr is the JSON log
+      else if (this.format === 'json') out = `koci: ${msg}`;
+      else out = `koci: ${level === 'error' ? '' : level + ': '}${msg}`;
+      stderr(out + '\n');
     }
   }
 

@@ -1,6 +1,7 @@
 import { psContainer, psInfo, psTable } from '../container/ps';
 import { parseArgs, UsageError } from './args';
 import { type CliContext, positional } from './context';
+import { stdout } from './output';
 
 /** ps ID [--format table|json]: json is the array of host PIDs, as runc prints it */
 export function ps(ctx: CliContext, argv: string[]): number {
@@ -9,6 +10,6 @@ export function ps(ctx: CliContext, argv: string[]): number {
   const format = options.format ?? 'table';
   if (format !== 'table' && format !== 'json') throw new UsageError(`--format must be table or json, not ${JSON.stringify(format)}`);
   const pids = psContainer(ctx.store(), id);
-  process.stdout.write(format === 'json' ? JSON.stringify(pids) + '\n' : psTable(psInfo(pids)));
+  stdout(format === 'json' ? JSON.stringify(pids) + '\n' : psTable(psInfo(pids)));
   return 0;
 }

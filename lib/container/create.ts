@@ -23,7 +23,7 @@ import { planCapabilities } from '../security/capabilities';
 import { applyDeviceRules, deviceRules } from '../cgroups/devices';
 import { CgroupManager } from '../cgroups/manager';
 import { checkLsm } from '../security/lsm';
-import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
+import { keepSeccomp, prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { setupNotify } from '../process/notify';
 import { runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
@@ -173,14 +173,19 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       parent.send({ type: 'mapped' });
     }
     initPid = expect(msg, 'init-pid', died, fromWire).pid;
+    // born in its cgroups (stage 1 joined them): the init builds its rootfs while we record it
+    if (plan.cgroupLeaves) parent.send({ type: 'go' });
     libc.waitpid(stage1);
     stage1 = 0;
     rec.pid = initPid;
     rec.initStartTime = procStat(initPid)?.startTime;
     store.write(rec);
-    if (!plan.cgroupLeaves) addProcess(leaves, initPid); // else born there: stage 1 joined them
+    // oom_score_adj before the process runs; the init is non-dumpable, so we write it
     applyOomScoreAdj(initPid, config.process?.oomScoreAdj);
-    parent.send({ type: 'go' });
+    if (!plan.cgroupLeaves) {
+      addProcess(leaves, initPid);
+      parent.send({ type: 'go' });
+    }
 
     // init has mounted everything: hooks in the runtime's namespaces
     expect(parent.recv(), 'hooks', died, fromWire);
@@ -210,6 +215,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     expect(next, 'created', died, fromWire);
     rec.status = 'created';
     store.write(rec);
+    keepSeccomp();
     if (opts.pidFile) writeFileAtomic(opts.pidFile, String(initPid));
     if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, initPid);
     return rec;

@@ -18,7 +18,8 @@ import { runExecStage1 } from '../process/join';
 import type { ExecPlan } from '../process/plan';
 import { expect } from '../process/protocol';
 import { planCapabilities } from '../security/capabilities';
-import { prepareSeccomp, releaseSeccomp } from '../security/seccomp';
+import { checkLsm } from '../security/lsm';
+import { keepSeccomp, prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import type { Process } from '../spec/types';
 import { refuseUnsupported } from '../spec/unsupported';
 import { validateConfig } from '../spec/validate';
@@ -51,6 +52,8 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
   const issues = validateConfig(config);
   if (issues.length) throw new InvalidSpecError('process', issues);
   refuseUnsupported(config);
+  // --apparmor / --process-label: refused clearly on a host without that LSM, before anything is forked
+  checkLsm(config);
   const proc = opts.process;
   if (proc.terminal && !opts.consoleSocket && !opts.onConsole) {
     throw new UnsupportedError('process.terminal is true: a detached exec needs --console-socket');
@@ -103,6 +106,7 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
     }
     // EOF: the channel's end closed with execve. Anything else is a report of what failed.
     if (next !== null) expect(next, 'created', died, fromWire);
+    keepSeccomp();
     if (opts.pidFile) writeFileAtomic(opts.pidFile, String(pid));
     if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, pid);
     return pid;

@@ -42,7 +42,7 @@ export interface Launch {
 type Request = Omit<HelperRequest, 'replyFd'>;
 
 const HELPER = join(__dirname, 'helper.js');
-const ZYGOTE = join(__dirname, 'zygote.js');
+const ZYGOTE = join(__dirname, 'zygote-main.js');
 
 /** JSON-line replies from a stream; a writer gone (`finish`) without the one asked for is an error */
 function replies(stream: Readable, warn: (m: string) => void, lost: () => string) {
@@ -244,8 +244,8 @@ export class Launcher {
     try {
       // fd 3: the control socket; 4..: /dev/null placeholders that keep Node's own fds above the preserved-fd range.
       // detached: its own session, so a ^C meant for the host's terminal does not end runs in flight
-      // --no-lazy: every function compiled once here, not again in each worker (which cannot keep its work)
-      child = spawn(this.nodePath, ['--single-threaded', '--no-lazy', '--no-flush-bytecode', ZYGOTE], {
+      // every function compiled once in the zygote (zygote-main.ts), not again in each worker (which cannot keep its work)
+      child = spawn(this.nodePath, ['--single-threaded', ZYGOTE], {
         stdio: ['ignore', 'ignore', 'pipe', theirs, ...Array<number>(ZYGOTE_FDS - 1).fill(devNull)],
         detached: true,
       });

@@ -210,7 +210,7 @@ function spare(tell: number): never {
 /** process.pid, refreshed in a fork, still says whose fork it is */
 const zygotePid = process.pid;
 
-function main(): never {
+export function main(): never {
   // the kernel reaps finished workers: no zombie per request, no SIGCHLD handling in a loop that never returns
   libc.ignoreSignal(os.signals.SIGCHLD, true);
   setupMemo();
@@ -254,4 +254,3 @@ function main(): never {
   }
 }
 
-if (require.main === module) main();

@@ -8,12 +8,18 @@
  *   kernel (seccomp(2), with the flags seccomp_load would pass), as the last
  *   step before execve (execve is the first filtered call);
  * - a process may keep a memo of programs by profile (the library's zygote
- *   does): the same profile again costs no libseccomp work at all;
+ *   does, in memory; the CLI on disk, seccomp-cache.ts): the same profile
+ *   again costs no libseccomp work at all;
  * - SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD; ERRNO and TRACE default to EPERM;
  * - syscall names this libseccomp does not know are skipped;
  * - a rule whose action is the default action is skipped (libseccomp refuses it);
  * - several conditions on one argument become one rule per condition;
  * - libseccomp's own no_new_privs is off: process.noNewPrivileges decides;
+ * - SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is passed to seccomp(2) by koci
+ *   itself (libseccomp < 2.6 has no attribute for it), only together with
+ *   SECCOMP_FILTER_FLAG_NEW_LISTENER, i.e. when the profile has
+ *   SCMP_ACT_NOTIFY rules: the kernel refuses it alone, and without a
+ *   listener it means nothing (ignored, as libseccomp, runc and crun do);
  * - SCMP_ACT_NOTIFY: the runtime connects to listenerPath before it forks,
  *   and the init sends the listener fd with the container process state
  *   (runtime-spec "containerProcessState") over it right after seccomp_load.
@@ -22,6 +28,7 @@ import * as S from '../../bindings/seccomp';
 import { connectUnix, sendWithFds } from '../../bindings/socket';
 import * as libc from '../../bindings/libc';
 import { fstatSync, readSync } from 'node:fs';
+import { release } from 'node:os';
 import { InvalidSpecError, SyscallError, UnsupportedError } from '../errors';
 import type { LinuxSeccomp, LinuxSeccompAction, State } from '../spec/types';
 
@@ -51,12 +58,16 @@ export interface SeccompFilter {
   skipped: string[];
 }
 
-const FLAGS: Record<string, number> = {
+/** the spec's flags and the libseccomp attribute each sets (undefined: koci passes it to seccomp(2) itself) */
+const FLAGS: Record<string, number | undefined> = {
   SECCOMP_FILTER_FLAG_TSYNC: S.SCMP_FLTATR_CTL_TSYNC,
   SECCOMP_FILTER_FLAG_LOG: S.SCMP_FLTATR_CTL_LOG,
   SECCOMP_FILTER_FLAG_SPEC_ALLOW: S.SCMP_FLTATR_CTL_SSB,
-  SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: S.SCMP_FLTATR_CTL_WAITKILL,
+  SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: undefined,
 };
+
+/** the seccomp(2) flags WAIT_KILLABLE_RECV is loaded with (the kernel refuses it without a listener) */
+const WAIT_KILLABLE_LOAD = S.SECCOMP_FILTER_FLAG_NEW_LISTENER | S.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
 
 const OPS: Record<string, number> = {
   SCMP_CMP_NE: S.SCMP_CMP.NE,
@@ -188,8 +199,16 @@ export function buildSeccomp(profile: LinuxSeccomp): SeccompFilter {
       S.archAdd(ctx, token, a);
     }
     for (const [i, f] of (profile.flags ?? []).entries()) {
+      const attr = FLAGS[f];
+      if (attr === undefined) {
+        // WAIT_KILLABLE_RECV: only loaded with a listener; a kernel without it is refused now, before anything exists
+        if (notify && !S.kernelAcceptsFilterFlags(WAIT_KILLABLE_LOAD)) {
+          throw new UnsupportedError(`${base}/flags/${i}: ${f} is not supported by this kernel (${release()}; it needs Linux 5.19 or later)`);
+        }
+        continue;
+      }
       try {
-        S.attrSet(ctx, FLAGS[f], 1, f);
+        S.attrSet(ctx, attr, 1, f);
       } catch (e) {
         throw new UnsupportedError(`${base}/flags/${i}: ${f} is not supported by libseccomp ${libVersion()} on this kernel (${(e as Error).message})`);
       }
@@ -237,6 +256,10 @@ export function seccompFeatures(): { enabled: boolean; actions: string[]; operat
     const ctx = S.init(S.SCMP_ACT_ALLOW);
     try {
       for (const [name, attr] of Object.entries(FLAGS)) {
+        if (attr === undefined) {
+          if (S.kernelAcceptsFilterFlags(WAIT_KILLABLE_LOAD)) supportedFlags.push(name);
+          continue;
+        }
         try {
           S.attrSet(ctx, attr, 1);
           supportedFlags.push(name);
@@ -258,11 +281,12 @@ function loadFlags(profile: LinuxSeccomp, notify: boolean): number {
     SECCOMP_FILTER_FLAG_TSYNC: S.SECCOMP_FILTER_FLAG_TSYNC,
     SECCOMP_FILTER_FLAG_LOG: S.SECCOMP_FILTER_FLAG_LOG,
     SECCOMP_FILTER_FLAG_SPEC_ALLOW: S.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-    SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: S.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
   };
   let flags = 0;
   for (const f of profile.flags ?? []) flags |= bits[f] ?? 0;
   if (notify) flags |= S.SECCOMP_FILTER_FLAG_NEW_LISTENER;
+  // only with the listener: the kernel refuses it alone (EINVAL); without notify rules it is ignored
+  if (notify && profile.flags?.includes('SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV')) flags |= S.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
   // the kernel takes TSYNC with a listener only when a failed sync may report ESRCH instead of a thread id
   if (notify && flags & S.SECCOMP_FILTER_FLAG_TSYNC) flags |= S.SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
   return flags;
@@ -280,6 +304,8 @@ export interface CompiledSeccomp {
 export interface SeccompMemo {
   get(profile: string): CompiledSeccomp | undefined;
   set(profile: string, compiled: CompiledSeccomp): void;
+  /** a container was created with what was set: a memo that persists does it now (seccomp-cache.ts) */
+  keep?(): void;
 }
 
 let memo: SeccompMemo | undefined;
@@ -287,6 +313,11 @@ let memo: SeccompMemo | undefined;
 /** have prepareSeccomp consult and fill a memo */
 export function useSeccompMemo(m: SeccompMemo | undefined): void {
   memo = m;
+}
+
+/** the container (or exec'd process) this process prepared a filter for exists: let the memo keep the program */
+export function keepSeccomp(): void {
+  memo?.keep?.();
 }
 
 /** seccomp_export_bpf into a memfd, read back */

@@ -18,6 +18,9 @@ function walkState(dir: string, rel = ''): string[] {
   if (!existsSync(dir)) return [];
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
+    // koci's cache of compiled seccomp programs (lib/security/seccomp-cache.ts): written after a
+    // successful create only, shared by containers, never per container
+    if (!rel && e.name === '@cache') continue;
     const r = rel ? `${rel}/${e.name}` : e.name;
     out.push(r);
     if (e.isDirectory()) out.push(...walkState(join(dir, e.name), r));

@@ -1,0 +1,88 @@
+/**
+ * Compiled seccomp programs kept on disk, for the CLI: each `koci create` is
+ * a new process, and building a profile like Docker's through libseccomp
+ * costs it ~8 ms; a profile seen before costs a small file read instead.
+ *
+ * - Entries live in the state root (`<root>/@cache/seccomp/`; `@` is not
+ *   allowed in container IDs, and `list` only counts directories with a
+ *   state file), readable by root alone like the rest of it.
+ * - An entry is named by the SHA-256 of its key — the profile text,
+ *   libseccomp's version, the architecture and this build of koci — and
+ *   holds the key whole: it is used only when every byte matches, so a
+ *   changed profile, libseccomp or koci compiles afresh.
+ * - Programs are written only once a container was created with them
+ *   (keep()), so a create that fails leaves nothing; a cache that cannot be
+ *   read or written costs the compile, never the create.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as S from '../../bindings/seccomp';
+import type { CompiledSeccomp, SeccompMemo } from './seccomp';
+
+interface Entry {
+  key: string;
+  bpf: string;
+  loadFlags: number;
+  notify: boolean;
+  skipped: string[];
+}
+
+/** the entry's file name; the full key inside decides */
+function fileName(key: string): string {
+  return `${createHash('sha256').update(key).digest('hex')}.json`;
+}
+
+export class SeccompDiskCache implements SeccompMemo {
+  private readonly dir: string;
+  private salt: string | undefined;
+  private readonly pending = new Map<string, CompiledSeccomp>();
+
+  constructor(stateRoot: string) {
+    this.dir = join(stateRoot, '@cache', 'seccomp');
+  }
+
+  /** what besides the profile decides the program: libseccomp's version, the architecture, this build of koci */
+  private key(profile: string): string {
+    if (this.salt === undefined) {
+      const v = S.version();
+      this.salt = `libseccomp ${v.major}.${v.minor}.${v.micro} ${process.arch} koci ${statSync(__filename).mtimeMs}\n`;
+    }
+    return this.salt + profile;
+  }
+
+  get(profile: string): CompiledSeccomp | undefined {
+    try {
+      const key = this.key(profile);
+      const e = JSON.parse(readFileSync(join(this.dir, fileName(key)), 'utf8')) as Entry;
+      if (e.key !== key || typeof e.bpf !== 'string' || typeof e.loadFlags !== 'number' || !Array.isArray(e.skipped)) return undefined;
+      const bpf = Buffer.from(e.bpf, 'base64');
+      if (bpf.length === 0 || bpf.length % 8 !== 0) return undefined; // struct sock_filter is 8 bytes
+      return { bpf, loadFlags: e.loadFlags, notify: e.notify === true, skipped: e.skipped };
+    } catch {
+      return undefined;
+    }
+  }
+
+  set(profile: string, compiled: CompiledSeccomp): void {
+    this.pending.set(profile, compiled);
+  }
+
+  /** write what this process compiled (called once a container was created with it) */
+  keep(): void {
+    for (const [profile, c] of this.pending) {
+      try {
+        const key = this.key(profile);
+        mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        const file = join(this.dir, fileName(key));
+        const tmp = `${file}.${process.pid}.tmp`;
+        const entry: Entry = { key, bpf: c.bpf.toString('base64'), loadFlags: c.loadFlags, notify: c.notify, skipped: c.skipped };
+        writeFileSync(tmp, JSON.stringify(entry), { mode: 0o600 });
+        renameSync(tmp, file);
+      } catch {
+        /* a read-only or full state root: the next create compiles again */
+      }
+    }
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * Build step (after tsc and the validators): put the compiled modules of
+ * dist/ into two scripts — dist/koci.js (what every command and the light
+ * commands need) and dist/koci-more.js (the rest) — and V8's code for all of
+ * their functions next to them (koci.cache, koci-more.cache). lib/bundle.ts
+ * loads them; see there why.
+ *
+ * - The first part is the require closure of the CLI and its light verbs,
+ *   without the CLI's edges to create/run/exec and the seccomp cache.
+ * - Sources are reprinted without comments by TypeScript's printer and made
+ *   ASCII (\u escapes), so the loader reads them as latin1: no UTF-8 decode.
+ * - The code caches are made by `node --single-threaded` children (the flags
+ *   the `koci` executable runs with: V8 refuses a cache made under other
+ *   flags) that compile with --no-lazy, so the functions the forked
+ *   container init runs — which the CLI's own process never calls — are
+ *   compiled too, then restore --lazy so the flag hash matches a normal start.
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const dist = path.resolve(__dirname, '..', 'dist');
+
+/** the cache maker, in a --single-threaded child: node build-bundle.js --code-cache SCRIPT CACHE */
+if (process.argv[2] === '--code-cache') {
+  const v8 = require('node:v8');
+  const { bundleScript } = require(path.join(dist, 'lib', 'bundle.js'));
+  v8.setFlagsFromString('--no-lazy');
+  const script = bundleScript(process.argv[3]);
+  v8.setFlagsFromString('--lazy');
+  fs.writeFileSync(process.argv[4], script.createCachedData());
+  process.exit(0);
+}
+
+const ts = require('typescript');
+const started = Date.now();
+const { BUNDLE_PARTS } = require(path.join(dist, 'lib', 'bundle.js'));
+
+// The programs that run the bundle (the executable, the zygote) and the loader itself stay outside it.
+const OUTSIDE = new Set(['lib/cli/main.js', 'lib/process/zygote-main.js', 'lib/bundle.js']);
+const LIGHT_ROOTS = ['cli', 'state', 'start', 'kill', 'delete', 'list', 'pause', 'ps', 'events', 'update', 'spec', 'features'].map((v) => `lib/cli/${v}.js`);
+// what the CLI requires only for the verbs that fork
+const HEAVY_FROM_CLI = new Set(['lib/cli/create.js', 'lib/cli/run.js', 'lib/cli/exec.js', 'lib/security/seccomp-cache.js', 'lib/security/seccomp.js']);
+
+const files = [];
+(function walk(dir) {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) walk(p);
+    else if (e.name.endsWith('.js')) files.push(path.relative(dist, p));
+  }
+})(dist);
+const keys = files.filter((k) => /^(lib|bindings|validators)\//.test(k) && !OUTSIDE.has(k));
+if (!keys.includes('lib/cli/cli.js')) throw new Error('build-bundle: dist/lib/cli/cli.js is missing: run tsc first');
+const known = new Set(keys);
+
+/** the bundled modules a module requires by a relative path */
+function requires(key) {
+  const out = [];
+  for (const m of fs.readFileSync(path.join(dist, key), 'utf8').matchAll(/require\((["'])(\.{1,2}\/[^"']+)\1\)/g)) {
+    const p = path.join(path.dirname(key), m[2]);
+    const k = [p, `${p}.js`, `${p}/index.js`].find((c) => known.has(c));
+    if (k) out.push(k);
+  }
+  return out;
+}
+
+const light = new Set();
+const todo = [...LIGHT_ROOTS];
+while (todo.length) {
+  const k = todo.pop();
+  if (light.has(k) || !known.has(k)) continue;
+  light.add(k);
+  for (const d of requires(k)) if (!(k === 'lib/cli/cli.js' && HEAVY_FROM_CLI.has(d))) todo.push(d);
+}
+const more = keys.filter((k) => !light.has(k));
+
+const printer = ts.createPrinter({ removeComments: true });
+/** a module's source without comments, ASCII only */
+function source(key) {
+  const text = fs.readFileSync(path.join(dist, key), 'utf8').replace(/^#!.*\n/, '');
+  const printed = printer.printFile(ts.createSourceFile(key, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS));
+  // outside comments, non-ASCII is only in string and template literals, where \uXXXX means the same
+  return printed.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function writePart([file, cache], members, extra) {
+  let out = '(function () {\nreturn {\nmodules: {\n';
+  for (const k of members) out += `${JSON.stringify(k)}: function (exports, require, module, __filename, __dirname) {\n${source(k)}\n},\n`;
+  out += `},\n${extra}};\n})`;
+  fs.rmSync(cache, { force: true });
+  fs.writeFileSync(file, out, 'latin1');
+  const r = spawnSync(process.execPath, ['--single-threaded', __filename, '--code-cache', file, cache], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`build-bundle: making the code cache of ${file} failed (${r.status ?? r.signal})`);
+}
+
+writePart(BUNDLE_PARTS[0], [...light].sort(), `more: ${JSON.stringify(more)},\n`);
+writePart(BUNDLE_PARTS[1], more, '');
+const kib = (f) => `${Math.round(fs.statSync(f).size / 1024)} KiB`;
+const describe = ([file, cache], n) => `${path.relative(dist, file)} (${n} modules, ${kib(file)}, code cache ${kib(cache)})`;
+console.log(`bundle: dist/${describe(BUNDLE_PARTS[0], light.size)} and dist/${describe(BUNDLE_PARTS[1], more.length)} in ${Date.now() - started} ms`);

@@ -1,0 +1,63 @@
+/**
+ * The CLI's one-file bundle (lib/bundle.ts, scripts/build-bundle.js): the
+ * executable loads koci from it with V8's code caches accepted, the light
+ * commands never load the second part, and koci behaves the same without it.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import t from 'tap';
+import { KOCI, kociCli, makeBundle, repo, rootSkipReason, uniqueId } from './helpers/fixtures';
+
+const dist = join(repo, 'dist');
+
+/** the parts a command loaded, from its --debug line */
+function partsLoaded(stderr: string): Array<{ file: string; codeCache: string }> | undefined {
+  const m = /\(modules: (\{.*\})\)$/m.exec(stderr);
+  return m ? JSON.parse(m[1]).parts : undefined;
+}
+
+t.test('every compiled module is in exactly one part, and the parts are ASCII', async (t) => {
+  const parts = ['koci.js', 'koci-more.js'].map((f) => readFileSync(join(dist, f), 'latin1'));
+  const keysOf = (src: string) => [...src.matchAll(/^"([^"]+\.js)": function \(exports, require, module, __filename, __dirname\) \{$/gm)].map((m) => m[1]);
+  const [first, second] = parts.map(keysOf);
+  const all: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) all.push(relative(dist, p));
+    }
+  };
+  for (const d of ['lib', 'bindings', 'validators']) walk(join(dist, d));
+  const expected = all.filter((k) => !['lib/cli/main.js', 'lib/process/zygote-main.js', 'lib/bundle.js'].includes(k)).sort();
+  t.same([...first, ...second].sort(), expected, 'the parts hold every module but the programs that load them and the loader');
+  t.equal(new Set([...first, ...second]).size, first.length + second.length, 'no module twice');
+  t.ok(first.includes('lib/cli/state.js') && !first.includes('lib/container/create.js'), 'state is in the first part, create is not');
+  for (const [i, src] of parts.entries()) t.notOk(/[^\x00-\x7f]/.test(src), `part ${i + 1} is ASCII (read as latin1)`);
+});
+
+t.test('the executable runs koci from the bundle, with the code caches', { skip: rootSkipReason() }, async (t) => {
+  const koci = kociCli(t);
+  const b = makeBundle(t, ['sh', '-c', 'echo hello']);
+  const id = uniqueId('bundle');
+  t.equal(koci(['create', '--bundle', b.dir, id]).status, 0);
+
+  const state = koci(['--debug', 'state', id]);
+  t.equal(state.status, 0);
+  t.same(partsLoaded(state.stderr), [{ file: 'koci.js', codeCache: 'accepted' }], 'state: the first part only, its code cache accepted');
+  const unbundled = koci(['state', id], { env: { ...process.env, KOCI_NO_BUNDLE: '1' } });
+  t.same(JSON.parse(unbundled.stdout), JSON.parse(state.stdout), 'the same state without the bundle');
+  t.same(partsLoaded(koci(['--debug', 'state', id], { env: { ...process.env, KOCI_NO_BUNDLE: '1' } }).stderr), [], 'KOCI_NO_BUNDLE=1: no part loaded');
+  t.equal(koci(['delete', '--force', id]).status, 0);
+
+  const run = koci(['--debug', 'run', '--bundle', b.dir, uniqueId('bundle')]);
+  t.equal(run.status, 0);
+  t.equal(run.stdout, 'hello\n');
+  t.same(partsLoaded(run.stderr), [{ file: 'koci.js', codeCache: 'accepted' }, { file: 'koci-more.js', codeCache: 'accepted' }], 'run: both parts, both caches accepted');
+
+  // other V8 flags: the caches are refused, koci still runs (compiling as it goes)
+  const r = spawnSync(process.execPath, ['--single-threaded', '--no-opt', KOCI, '--debug', '--root', koci.root, 'list'], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.same(partsLoaded(r.stderr), [{ file: 'koci.js', codeCache: 'rejected' }], 'a cache made under other V8 flags is refused, not fatal');
+});
