@@ -32,14 +32,20 @@ export interface ValidationIssue {
   message: string;
 }
 
-/** config.json is malformed, breaks the runtime-spec schema, or asks for something contradictory */
+/**
+ * config.json is malformed, breaks the runtime-spec schema, or asks for something contradictory.
+ * The message is one line naming each issue's pointer, message and rule:
+ * `invalid config.json: /process/args must be array (rule: type); /mounts/0/destination ...`
+ */
 export class InvalidSpecError extends KociError {
   override name = 'InvalidSpecError';
   override code = 'EKOCI_INVALID_SPEC';
   constructor(readonly file: string, readonly issues: ValidationIssue[]) {
     super(
       `invalid ${file}: ` +
-        issues.map((i) => (i.pointer ? `${i.pointer} ${i.message}` : i.message)).join('; '),
+        issues
+          .map((i) => `${i.pointer ? `${i.pointer} ` : ''}${i.message} (rule: ${i.rule})`.replace(/[\r\n]+/g, ' '))
+          .join('; '),
     );
   }
 }

@@ -55,13 +55,27 @@ t.test('config.json: missing, malformed, not a file; bundle missing', { skip }, 
 
 t.test('schema violations report the JSON pointer and the rule', { skip }, async (t) => {
   const koci = kociCli(t);
-  badSpec(t, koci, (s) => ((s.process as unknown as Record<string, unknown>).args = 'sh -c true'), /\/process\/args must be array/, 'args a string');
-  badSpec(t, koci, (s) => (s.mounts![1].destination = 5 as unknown as string), /\/mounts\/1\/destination must be string/, 'destination a number');
-  badSpec(t, koci, (s) => delete (s as Partial<Spec>).ociVersion, /must have required property 'ociVersion'/, 'ociVersion missing');
-  badSpec(t, koci, (s) => (s.process!.user.uid = -1), /\/process\/user\/uid must be >= 0/, 'negative uid');
-  badSpec(t, koci, (s) => (s.linux!.namespaces![0].type = 'bogus' as 'pid'), /\/linux\/namespaces\/0\/type must be one of/, 'unknown namespace type');
-  badSpec(t, koci, (s) => (s.process!.args = []), /\/process\/args.*(at least one|fewer than 1)/, 'empty args');
-  badSpec(t, koci, (s) => (s.process!.cwd = 'relative/dir'), /\/process\/cwd.*must be absolute/, 'relative cwd');
+  badSpec(t, koci, (s) => ((s.process as unknown as Record<string, unknown>).args = 'sh -c true'), /\/process\/args must be array \(rule: type\)/, 'args a string');
+  badSpec(t, koci, (s) => (s.mounts![1].destination = 5 as unknown as string), /\/mounts\/1\/destination must be string \(rule: type\)/, 'destination a number');
+  badSpec(t, koci, (s) => delete (s as Partial<Spec>).ociVersion, /must have required property 'ociVersion' \(rule: required\)/, 'ociVersion missing');
+  badSpec(t, koci, (s) => (s.process!.user.uid = -1), /\/process\/user\/uid must be >= 0 \(rule: minimum\)/, 'negative uid');
+  badSpec(t, koci, (s) => (s.linux!.namespaces![0].type = 'bogus' as 'pid'), /\/linux\/namespaces\/0\/type must be one of .* \(rule: enum\)/, 'unknown namespace type');
+  badSpec(t, koci, (s) => (s.process!.args = []), /\/process\/args.*(at least one|fewer than 1).* \(rule: [a-zA-Z-]+\)/, 'empty args');
+  badSpec(t, koci, (s) => (s.process!.cwd = 'relative/dir'), /\/process\/cwd.*must be absolute \(rule: absolute-path\)/, 'relative cwd');
+});
+
+t.test('several violations: one line naming each pointer and rule', { skip }, async (t) => {
+  const koci = kociCli(t);
+  badSpec(
+    t,
+    koci,
+    (s) => {
+      s.process!.cwd = 'relative/dir';
+      s.linux!.namespaces!.push({ type: 'pid' });
+    },
+    /^koci: invalid config\.json: (?=.*\/process\/cwd [^;]*must be absolute \(rule: absolute-path\))(?=.*\/linux\/namespaces\/6\/type [^;]*listed more than once \(rule: duplicate-namespace\)).*; .*\n$/,
+    'relative cwd and a duplicate namespace',
+  );
 });
 
 t.test('unsupported ociVersion', { skip }, async (t) => {
@@ -128,7 +142,7 @@ t.test('unknown ID for state, start, kill, delete', { skip }, async (t) => {
 
 t.test('namespaces: duplicates, user namespace without mappings', { skip }, async (t) => {
   const koci = kociCli(t);
-  badSpec(t, koci, (s) => s.linux!.namespaces!.push({ type: 'pid' }), /\/linux\/namespaces\/6\/type namespace type pid is listed more than once/, 'duplicate pid namespace');
+  badSpec(t, koci, (s) => s.linux!.namespaces!.push({ type: 'pid' }), /\/linux\/namespaces\/6\/type namespace type pid is listed more than once \(rule: duplicate-namespace\)/, 'duplicate pid namespace');
   badSpec(t, koci, (s) => s.linux!.namespaces!.push({ type: 'user' }), /a new user namespace needs both linux\.uidMappings and linux\.gidMappings/, 'user namespace without mappings');
   badSpec(
     t,

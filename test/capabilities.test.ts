@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { CAPABILITIES } from '../lib/security/capability-names';
 import type { LinuxCapabilities } from '../lib/spec/types';
-import { kociCli, makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
+import { KOCI, kociCli, makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
 
 const skip = rootSkipReason();
 if (skip) t.comment(`skipping capability and sysctl tests: ${skip}`);
@@ -104,7 +107,7 @@ t.test('an unknown capability name is refused before anything is made', { skip }
   const id = uniqueId('cap');
   const r = koci(['create', '--bundle', b.dir, id]);
   t.equal(r.status, 1);
-  t.equal(r.stderr, 'koci: invalid config.json: /process/capabilities/effective/3 unknown capability "CAP_NOT_A_THING"\n');
+  t.equal(r.stderr, 'koci: invalid config.json: /process/capabilities/effective/3 unknown capability "CAP_NOT_A_THING" (rule: capability-name)\n');
   t.equal(koci(['list', '-q']).stdout, '', 'nothing created');
 });
 
@@ -167,6 +170,44 @@ t.test('capabilities newer than the kernel are skipped with a warning, as runc d
   t.equal(plan.effective, 1n << 5n, 'CAP_PERFMON left out of effective');
   t.same(plan.ambient, []);
   t.same(plan.unknownToKernel.sort(), ['CAP_BPF', 'CAP_CHECKPOINT_RESTORE', 'CAP_PERFMON']);
+});
+
+t.test('capabilities newer than the kernel, end to end: warned about, skipped, the container runs', { skip }, async (t) => {
+  const koci = kociCli(t);
+  // an "older kernel": a private mount namespace around koci where cap_last_cap reads 37 (CAP_AUDIT_READ)
+  const dir = mkdtempSync(join(tmpdir(), 'koci-caplast-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fake = join(dir, 'cap_last_cap');
+  writeFileSync(fake, '37\n');
+  const asked = ['CAP_KILL', 'CAP_BPF', 'CAP_PERFMON'];
+  const b = makeBundle(t, STATUS, (s) => {
+    s.process!.capabilities = { bounding: asked, effective: asked, permitted: asked };
+    // the container's own procfs reads the real value: the init (which applies the sets) sees the same fake
+    s.mounts!.push({ destination: '/proc/sys/kernel/cap_last_cap', type: 'bind', source: fake, options: ['bind', 'ro'] });
+  });
+  const old = spawnSync(
+    'unshare',
+    ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /proc/sys/kernel/cap_last_cap && cat /proc/sys/kernel/cap_last_cap >&2 && exec "$@"', fake, KOCI, '--root', koci.root, 'run', '--bundle', b.dir, uniqueId('caplast')],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  t.equal(old.status, 0, `the container runs: ${old.stderr}`);
+  t.match(old.stderr, /^37\n/, 'koci saw cap_last_cap 37');
+  t.match(old.stderr, /capabilities unknown to this kernel, skipped: CAP_BPF, CAP_PERFMON\n/, 'a warning names what was skipped');
+  const c = capsInside(old.stdout);
+  // caps 0..37 are all the fake kernel has; bits above it (which a real 37-cap kernel would not have at all) are not looked at
+  const known = (1n << 38n) - 1n;
+  t.equal(c.Bnd & known, mask(['CAP_KILL']), 'CapBnd: of the caps the "kernel" knows, only CAP_KILL');
+  t.equal(c.Prm, mask(['CAP_KILL']), 'CapPrm: CAP_BPF and CAP_PERFMON skipped');
+  t.equal(c.Eff, mask(['CAP_KILL']), 'CapEff: CAP_BPF and CAP_PERFMON skipped');
+  t.equal(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim(), String(CAPABILITIES.CAP_CHECKPOINT_RESTORE), 'the fake stayed in its namespace');
+  // the same capabilities with the real cap_last_cap (40 here): no warning, all three granted
+  const real = makeBundle(t, STATUS, (s) => (s.process!.capabilities = { bounding: asked, effective: asked, permitted: asked }));
+  const now = koci(['run', '--bundle', real.dir, uniqueId('caplast')]);
+  t.equal(now.status, 0, now.stderr);
+  t.notMatch(now.stderr, /unknown to this kernel/, 'no warning on this kernel');
+  const n = capsInside(now.stdout);
+  t.equal(n.Bnd, mask(asked), 'CAP_BPF and CAP_PERFMON in CapBnd');
+  t.equal(n.Prm, mask(asked), 'and in CapPrm');
 });
 
 t.test('ambient caps that are not inheritable are skipped, as runc does (runc spec lists them so)', { skip }, async (t) => {

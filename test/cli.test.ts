@@ -89,6 +89,75 @@ t.test('--log-format json writes errors as JSON lines', { skip }, async (t) => {
   t.equal(r.stderr, 'koci: container "no-such-id" does not exist\n');
 });
 
+t.test('--log-format json without --log: stderr is the JSON log; text stays `koci: msg`', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const r = koci(['--log-format', 'json', 'delete', 'no-such-id']);
+  t.equal(r.status, 1);
+  const lines = r.stderr.split('\n').filter(Boolean);
+  t.equal(lines.length, 1, `one line on stderr (${r.stderr.trim()})`);
+  let entry: Record<string, unknown> = {};
+  t.doesNotThrow(() => (entry = JSON.parse(lines[0]) as Record<string, unknown>), 'the line is JSON');
+  t.same(Object.keys(entry).sort(), ['level', 'msg', 'time'], '{"level","msg","time"} as runc writes it');
+  t.equal(entry.level, 'error');
+  t.equal(entry.msg, 'container "no-such-id" does not exist');
+  t.ok(!Number.isNaN(Date.parse(String(entry.time))), 'time is a date');
+
+  const text = koci(['--log-format', 'text', 'delete', 'no-such-id']);
+  t.equal(text.status, 1);
+  t.equal(text.stderr, 'koci: container "no-such-id" does not exist\n', 'text format: the plain line, unchanged');
+  t.equal(koci(['delete', 'no-such-id']).stderr, 'koci: container "no-such-id" does not exist\n', 'and so without --log-format');
+});
+
+t.test('--debug prints debug lines on stderr (text and JSON); without it there are none', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const b = makeBundle(t, ['true']);
+  const r = koci(['--debug', 'run', '--bundle', b.dir, uniqueId('dbg')]);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stderr, /^koci: debug: run .*$/m, 'a debug line naming the command');
+  const quiet = koci(['run', '--bundle', b.dir, uniqueId('dbg')]);
+  t.equal(quiet.status, 0, quiet.stderr);
+  t.equal(quiet.stderr, '', 'no debug output without --debug');
+  const json = koci(['--debug', '--log-format', 'json', 'list', '-q']);
+  t.equal(json.status, 0, json.stderr);
+  const entries = json.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string });
+  t.ok(entries.length > 0 && entries.every((e) => e.level === 'debug'), `debug entries as JSON lines (${json.stderr.trim()})`);
+  t.match(entries[0]?.msg, /^list /, 'naming the command');
+});
+
+t.test('kill with a SIG-prefixed name, and plain kill sending SIGTERM', { skip }, async (t) => {
+  const koci = kociCli(t);
+  // PID 1 of a pid namespace gets only signals it handles: the traps record what arrives
+  const script = [
+    "trap 'echo USR1 >> /got' USR1",
+    "trap 'echo TERM >> /got; exit 143' TERM",
+    'touch /ready',
+    'while :; do sleep 0.05; done',
+  ].join('; ');
+  const b = makeBundle(t, ['sh', '-c', script], (s) => (s.root!.readonly = false));
+  const got = join(b.rootfs, 'got');
+  const read = () => (existsSync(got) ? readFileSync(got, 'utf8') : '');
+  const waitFor = async (cond: () => boolean) => {
+    for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  const id = uniqueId('sig');
+  t.equal(koci(['run', '-d', '--bundle', b.dir, id]).status, 0, 'run -d');
+  await waitFor(() => existsSync(join(b.rootfs, 'ready')));
+  t.ok(existsSync(join(b.rootfs, 'ready')), 'the traps are set');
+
+  const k = koci(['kill', id, 'SIGUSR1']);
+  t.equal(k.status, 0, `kill ${id} SIGUSR1: ${k.stderr}`);
+  await waitFor(() => read() !== '');
+  t.equal(read(), 'USR1\n', 'the container got SIGUSR1 (and nothing else)');
+  t.equal(stateOf(koci, id).status, 'running', 'and goes on running');
+
+  const plain = koci(['kill', id]);
+  t.equal(plain.status, 0, `kill ${id}: ${plain.stderr}`);
+  for (let i = 0; i < 500 && stateOf(koci, id).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(stateOf(koci, id).status, 'stopped', 'it exited');
+  t.equal(read(), 'USR1\nTERM\n', 'plain kill delivered SIGTERM');
+  t.equal(koci(['delete', id]).status, 0);
+});
+
 t.test('an error in the container setup names the step, syscall, errno and path', { skip }, async (t) => {
   const koci = kociCli(t);
   const b = makeBundle(t, ['true'], (s) => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { Mount, Spec } from '../lib/spec/types';
 import { type Bundle, type Koci, kociCli, makeBundle, rootSkipReason, stateOf, uniqueId } from './helpers/fixtures';
+import { leftovers } from './helpers/leftovers';
 
 const skip = rootSkipReason();
 if (skip) t.comment(`skipping mount tests: ${skip}`);
@@ -69,10 +70,10 @@ function assertNoHostMounts(t: Test, b: Bundle, what: string): void {
  * run `script` in a container; its output is sections separated by lines
  * "==name": returns name -> text. The mountinfo section is always there.
  */
-function runSections(t: Test, koci: Koci, b: Bundle, script: string): { status: number | null; sections: Record<string, string>; mounts: MountInfo[]; stderr: string } {
+function runSections(t: Test, koci: Koci, b: Bundle, script: string, runOptions: string[] = []): { status: number | null; sections: Record<string, string>; mounts: MountInfo[]; stderr: string } {
   b.spec.process!.args = ['sh', '-c', `echo ==mountinfo; cat /proc/self/mountinfo; ${script}`];
   b.save();
-  const r = koci(['run', '--bundle', b.dir, uniqueId('mnt')]);
+  const r = koci(['run', ...runOptions, '--bundle', b.dir, uniqueId('mnt')]);
   const sections: Record<string, string> = {};
   let cur = '';
   for (const line of r.stdout.replace(/\n$/, '').split('\n')) {
@@ -305,6 +306,46 @@ t.test('a destination through a symlink pointing outside the rootfs stays inside
   t.notOk(hostMounts.some((m) => m.mountpoint.startsWith(victim) || m.mountpoint.startsWith(victim2)), 'nothing mounted on the host directories');
 });
 
+t.test('proc and sysfs are refused on a symlinked destination: one line, nothing left behind', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const victim = tempDir(t, 'koci-victim-'); // a host directory the image points its symlinks at
+  const cases: Array<[string, (b: Bundle) => void, string]> = [
+    ['/proc is a symlink', (b) => {
+      rmSync(join(b.rootfs, 'proc'), { recursive: true, force: true });
+      symlinkSync(victim, join(b.rootfs, 'proc'));
+    }, '/proc'],
+    ['/sys is a symlink', (b) => {
+      rmSync(join(b.rootfs, 'sys'), { recursive: true, force: true });
+      symlinkSync('tmp', join(b.rootfs, 'sys')); // relative, inside the rootfs: still refused
+    }, '/sys'],
+    ['a proc mount at /a/proc where /a is a symlink', (b) => {
+      b.spec.mounts!.push({ destination: '/a/proc', type: 'proc', source: 'proc' });
+      b.save();
+      symlinkSync(victim, join(b.rootfs, 'a'));
+    }, '/a/proc'],
+    ['a sysfs mount at /a/sys where /a is a symlink', (b) => {
+      b.spec.mounts!.push({ destination: '/a/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
+      b.save();
+      symlinkSync('/tmp', join(b.rootfs, 'a'));
+    }, '/a/sys'],
+  ];
+  for (const [what, plant, dest] of cases) {
+    const b = makeBundle(t, ['true']);
+    plant(b);
+    const before = leftovers(koci.root, [b.dir, victim]);
+    const id = uniqueId('mntsym');
+    const r = koci(['create', '--bundle', b.dir, id]);
+    t.not(r.status, 0, `${what}: refused`);
+    t.match(r.stderr, new RegExp(`destination ${dest.replace(/\//g, '\\/')} is a symlink or goes through one`), `${what}: says why (${r.stderr.trim()})`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+    t.same(leftovers(koci.root, [b.dir, victim]), before, `${what}: nothing left behind`);
+    t.not(koci(['state', id]).status, 0, `${what}: no such container`);
+    t.same(readdirSync(victim), [], `${what}: the host directory behind the symlink is untouched`);
+    t.same(readdirSync(join(b.rootfs, 'tmp')), [], `${what}: nothing was mounted or made through the symlink in the rootfs`);
+    assertNoHostMounts(t, b, what);
+  }
+});
+
 t.test('root.readonly: / is read-only, a tmpfs on /tmp stays writable', { skip }, async (t) => {
   const koci = kociCli(t);
   const b = makeBundle(t, undefined, (s) => {
@@ -325,6 +366,58 @@ t.test('root.readonly: / is read-only, a tmpfs on /tmp stays writable', { skip }
   t.equal(r2.status, 0, r2.stderr);
   t.equal(r2.sections.root, 'ok\n', 'writable root when readonly is false');
   t.ok(existsSync(join(b.rootfs, 'x')), 'the write landed in the rootfs');
+});
+
+t.test('linux.rootfsPropagation: the container\'s / gets it, with pivot_root and with --no-pivot', { skip }, async (t) => {
+  const koci = kociCli(t);
+  for (const [prop, tag] of [['shared', /^shared:/], ['private', undefined], ['unbindable', /^unbindable$/]] as const) {
+    for (const opts of [[], ['--no-pivot']]) {
+      const b = makeBundle(t, undefined, (s) => (s.linux!.rootfsPropagation = prop));
+      const r = runSections(t, koci, b, 'echo ==ok; echo ok', opts);
+      const what = `${prop}${opts.length ? ' --no-pivot' : ''}`;
+      // pivot_root and MS_MOVE refuse a shared mount: the rootfs's parent is made private first, as runc does
+      t.equal(r.status, 0, `${what}: runs (${r.stderr.trim()})`);
+      t.equal(r.sections.ok, 'ok\n', `${what}: the process ran`);
+      const tags = at(r.mounts, '/')?.tags ?? [];
+      if (tag) t.ok(tags.some((x) => tag.test(x)), `${what}: / is ${prop} (${tags.join(' ') || 'private'})`);
+      else t.same(tags.filter((x) => /^(shared|master):/.test(x)), [], `${what}: / is private`);
+    }
+  }
+});
+
+t.test('--no-pivot (MS_MOVE + chroot): the rootfs is / and the host tree is out of sight', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const b = makeBundle(t, undefined, (s) => (s.root!.readonly = true));
+  const mark = `rootfs of ${b.dir}`;
+  writeFileSync(join(b.rootfs, 'koci-rootfs-mark'), mark + '\n');
+  // in the host tree, next to the rootfs: the container must not reach it by its host path
+  const hostFile = join(b.dir, 'koci-host-mark');
+  writeFileSync(hostFile, 'host\n');
+  const r = runSections(
+    t,
+    koci,
+    b,
+    [
+      'echo ==mark; cat /koci-rootfs-mark',
+      'echo ==ino; stat -c %i /',
+      'echo ==ls; ls -a /',
+      `echo ==host; cat ${hostFile} 2>&1; ls ${b.dir} 2>&1; ls /proc/1/root/${b.dir} 2>&1; echo rc=$?`,
+      'echo ==ro; touch /x 2>&1; echo rc=$?',
+    ].join('; '),
+    ['--no-pivot'],
+  );
+  t.equal(r.status, 0, `run --no-pivot: ${r.stderr}`);
+  t.equal(r.sections.mark, mark + '\n', "/ is the bundle's rootfs: its marker file is at /koci-rootfs-mark");
+  t.equal(r.sections.ino?.trim(), String(lstatSync(b.rootfs).ino), "/ inside has the rootfs directory's inode");
+  const inside = (r.sections.ls ?? '').trim().split('\n').filter((n) => n !== '.' && n !== '..').sort();
+  t.same(inside, readdirSync(b.rootfs).sort(), 'ls / lists exactly the rootfs');
+  t.notMatch(r.sections.host ?? '', /^host$/m, 'the host file next to the rootfs cannot be read by its host path');
+  t.match(r.sections.host ?? '', /No such file or directory[\s\S]*No such file or directory[\s\S]*rc=1/, 'the bundle directory does not exist inside');
+  const root = at(r.mounts, '/');
+  t.ok(root && root.root !== '/' && b.rootfs.endsWith(root.root), `the / mount is the rootfs bind mount (root ${root?.root})`);
+  t.notOk(r.mounts.some((m) => m.mountpoint === b.dir || m.mountpoint.startsWith(b.rootfs)), 'no mount point inside names a host path');
+  t.match(r.sections.ro ?? '', /Read-only file system[\s\S]*rc=1/, 'root.readonly still applies after the move');
+  t.notOk(existsSync(join(b.rootfs, 'x')), 'nothing written to the rootfs');
 });
 
 t.test('default devices, /dev symlinks, /dev/pts and /dev/shm', { skip }, async (t) => {

@@ -1,9 +1,11 @@
 /**
  * Namespaces of real containers, seen from the host through /proc/<pid>/ns
- * and from inside with busybox: new ones, shared ones, joined ones (by path),
- * user namespace ID maps, time namespace offsets, PID 1.
+ * and from inside with busybox: new ones, shared ones, joined ones (by path:
+ * another container's, and every type held by `unshare` processes the tests
+ * start and kill), user namespace ID maps, time namespace offsets, PID 1.
  */
-import { chmodSync, existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import type { LinuxNamespaceType, Spec } from '../lib/spec/types';
 import { type Bundle, type Koci, kociCli, makeBundle, rootSkipReason, stateOf, uniqueId } from './helpers/fixtures';
@@ -123,6 +125,148 @@ t.test('namespaces joined by path', { skip }, async (t) => {
   const [name, ...ifaces] = r3.stdout.trim().split(/\s+/);
   t.equal(name, hostname, 'hostname comes from the joined uts namespace');
   t.same(ifaces, ['lo'], 'the joined (new) network namespace has only lo');
+});
+
+/**
+ * A holder: `unshare <flags> --kill-child sleep 1000` (util-linux), whose
+ * forked child (the sleep) is in the new namespaces. Returns the sleep's PID
+ * once it has exec'd. Teardown kills the sleep by its PID and waits until
+ * unshare (our child, which reaps the sleep) has exited, killing unshare by
+ * its PID only if it lingers. Killing a pid namespace's PID 1 ends the
+ * container processes that joined it too.
+ */
+async function holder(t: Test, flags: string[]): Promise<number> {
+  const child = spawn('unshare', [...flags, '--kill-child', 'sleep', '1000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (e) => {
+      stderr += String(e);
+      resolve();
+    });
+  });
+  let sleeper: number | undefined;
+  t.teardown(async () => {
+    if (sleeper !== undefined) {
+      try {
+        process.kill(sleeper, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    // unshare exits once its sleep is reaped; it is killed itself only if it lingers
+    const timer = setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  });
+  const unsharePid = child.pid!;
+  for (let i = 0; i < 500 && child.exitCode === null; i++) {
+    try {
+      const kids = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      if (kids.length === 1 && readFileSync(`/proc/${kids[0]}/comm`, 'utf8') === 'sleep\n') {
+        sleeper = Number(kids[0]);
+        return sleeper;
+      }
+    } catch {
+      /* not there yet */
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`holder unshare ${flags.join(' ')} did not start: ${stderr}`);
+}
+
+/** a script printing `readlink /proc/self/ns/<type>` for each type, one a line, then running `extra` */
+const NS_SCRIPT = (types: LinuxNamespaceType[], extra: string) => `for n in ${types.map((x) => PROC[x]).join(' ')}; do readlink /proc/self/ns/$n; done; ${extra}`;
+
+const hasUnshare = spawnSync('unshare', ['--version'], { stdio: 'ignore' }).status === 0;
+const holderSkip = skip ?? (!hasUnshare ? 'no unshare (util-linux)' : !kernelHas('time') ? 'kernel has no time namespaces' : undefined);
+const SHIFT = 7 * 86400;
+
+t.test('pid, mount, cgroup and time namespaces joined by path (holder made with unshare)', { skip: holderSkip }, async (t) => {
+  const koci = kociCli(t);
+  const joined: LinuxNamespaceType[] = ['pid', 'mount', 'cgroup', 'time'];
+  // one holder per container: a container's pivot_root moves the root of the mount namespace it joins
+  const newHolder = async () => {
+    const h = await holder(t, ['--pid', '--mount', '--cgroup', '--time', '--monotonic', String(SHIFT), '--boottime', String(SHIFT)]);
+    for (const type of joined) t.not(nsLink(h, type), readlinkSync(`/proc/self/ns/${PROC[type]}`), `${type}: the holder has its own namespace`);
+    return h;
+  };
+  const edit = (h: number) => (s: Spec) =>
+    useNamespaces(s, [...joined.map((type) => ({ type, path: `/proc/${h}/ns/${PROC[type]}` })), { type: 'network' }, { type: 'ipc' }, { type: 'uts' }]);
+
+  // from the host: the created container's init is in the holder's namespaces
+  let h = await newHolder();
+  const b = makeBundle(t, ['sleep', '1000'], edit(h));
+  const id = uniqueId('nsholder');
+  const pid = createdPid(t, koci, b, id);
+  if (pid === undefined) return;
+  for (const type of joined) t.equal(nsLink(pid, type), nsLink(h, type), `${type}: the init is in the holder's namespace`);
+  for (const type of ['network', 'ipc', 'uts'] as LinuxNamespaceType[]) t.not(nsLink(pid, type), nsLink(h, type), `${type} (new) is not the holder's`);
+
+  // from inside: the same links, the holder's sleep as PID 1, the holder's clock offsets
+  h = await newHolder();
+  const b2 = makeBundle(t, ['sh', '-c', NS_SCRIPT(joined, 'echo $$; cat /proc/1/comm; cut -d" " -f1 /proc/uptime')], edit(h));
+  const before = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  const r = koci(['run', '--bundle', b2.dir, uniqueId('nsholder')]);
+  const after = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  t.equal(r.status, 0, `run in the holder's namespaces: ${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  t.same(lines.slice(0, joined.length), joined.map((type) => nsLink(h, type)), 'inside, /proc/self/ns/* are the holder\'s');
+  const [self, comm, uptime] = lines.slice(joined.length);
+  t.not(self, '1', 'the container process is not PID 1 of the joined pid namespace');
+  t.equal(comm, 'sleep', 'PID 1 inside is the holder\'s sleep');
+  const inside = Number(uptime);
+  t.ok(inside >= before + SHIFT && inside <= after + SHIFT, `uptime inside (${inside}) carries the holder's offset: host ${before}..${after} + ${SHIFT}`);
+});
+
+t.test('user namespace (with mappings) and every other namespace joined by path', { skip: holderSkip }, async (t) => {
+  const koci = kociCli(t);
+  const types = ALL.filter(kernelHas);
+  // one holder per container: a container's pivot_root moves the root of the mount namespace it joins
+  const newHolder = async () => {
+    const h = await holder(t, ['--user', '--pid', '--mount', '--cgroup', '--time', '--monotonic', String(SHIFT), '--boottime', String(SHIFT), '--uts', '--ipc', '--net']);
+    // the holder's user namespace gets its mappings from us (host root), as a runtime would
+    writeFileSync(`/proc/${h}/uid_map`, '0 100000 65536\n');
+    writeFileSync(`/proc/${h}/gid_map`, '0 200000 65536\n');
+    for (const type of types) t.not(nsLink(h, type), readlinkSync(`/proc/self/ns/${PROC[type]}`), `${type}: the holder has its own namespace`);
+    return h;
+  };
+  const edit = (h: number) => (s: Spec) => {
+    useNamespaces(s, types.map((type) => ({ type, path: `/proc/${h}/ns/${PROC[type]}` })));
+    delete s.hostname;
+    // the mappings of the joined namespace, as runc users write them
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+  };
+
+  let h = await newHolder();
+  const b = makeBundle(t, ['sleep', '1000'], edit(h));
+  openBundleDir(b);
+  const id = uniqueId('nsuserholder');
+  const pid = createdPid(t, koci, b, id);
+  if (pid === undefined) return;
+  for (const type of types) t.equal(nsLink(pid, type), nsLink(h, type), `${type}: the init is in the holder's namespace`);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  t.match(status, /^Uid:\s+100000\s+100000\s+100000\s+100000$/m, 'host sees the init as uid 100000 (root of the joined user namespace)');
+  t.match(status, /^Gid:\s+200000\s+200000\s+200000\s+200000$/m, 'and gid 200000');
+
+  h = await newHolder();
+  const b2 = makeBundle(t, ['sh', '-c', NS_SCRIPT(types, 'cat /proc/self/uid_map /proc/self/gid_map; id -u; cat /proc/1/comm; cut -d" " -f1 /proc/uptime')], edit(h));
+  openBundleDir(b2);
+  const before = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  const r = koci(['run', '--bundle', b2.dir, uniqueId('nsuserholder')]);
+  const after = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  t.equal(r.status, 0, `run in the holder's namespaces: ${r.stderr}`);
+  const lines = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  t.same(lines.slice(0, types.length), types.map((type) => nsLink(h, type)), 'inside, /proc/self/ns/* are the holder\'s');
+  const [uidMap, gidMap, uid, comm, uptime] = lines.slice(types.length);
+  t.equal(uidMap, '0 100000 65536', 'uid_map inside is the joined namespace\'s');
+  t.equal(gidMap, '0 200000 65536', 'gid_map inside is the joined namespace\'s');
+  t.equal(uid, '0', 'root inside');
+  t.equal(comm, 'sleep', 'PID 1 inside is the holder\'s sleep');
+  const inside = Number(uptime);
+  t.ok(inside >= before + SHIFT && inside <= after + SHIFT, `uptime inside (${inside}) carries the holder's offset: host ${before}..${after} + ${SHIFT}`);
 });
 
 t.test('user namespace with uid and gid mappings', { skip }, async (t) => {

@@ -6,10 +6,10 @@
  */
 import { destroyCgroups } from '../cgroups';
 import { isFrozen, thaw } from '../cgroups/freezer';
-import { IncorrectStatusError } from '../errors';
+import { ContainerNotFoundError, IncorrectStatusError } from '../errors';
 import { runHooks } from '../hooks';
 import { isAlive } from '../state/liveness';
-import { StateStore, withLockSync } from '../state/store';
+import { type ContainerRecord, StateStore, withLockSync } from '../state/store';
 import type { Warn } from './start';
 import { signalAll, signalInit } from './kill';
 import { sleepSync } from '../sleep';
@@ -18,7 +18,21 @@ import { sleepSync } from '../sleep';
 export function deleteContainer(store: StateStore, id: string, force = false, warn: Warn = () => {}): void {
   // as runc: a forced delete of a container that is not there is done (containerd's shim cleans up with it)
   if (force && !store.exists(id)) return;
-  const rec = withLockSync(store, id, () => {
+  let rec: ContainerRecord;
+  try {
+    rec = lockedDelete(store, id, force, warn);
+  } catch (e) {
+    // another delete removed it while this one waited for the lock: with --force that is done too
+    if (force && e instanceof ContainerNotFoundError) return;
+    throw e;
+  }
+  // poststop failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
+  runHooks('poststop', rec.config.hooks, { ...store.ociState(rec), status: 'stopped' }, warn);
+}
+
+/** the delete itself, under the container's lock: its record, for the poststop hooks */
+function lockedDelete(store: StateStore, id: string, force: boolean, warn: Warn): ContainerRecord {
+  return withLockSync(store, id, () => {
     const rec = store.read(id);
     const status = store.status(rec);
     if ((status === 'running' || status === 'paused') && !force) throw new IncorrectStatusError(id, 'delete', status, 'stop it first or use --force');
@@ -38,6 +52,4 @@ export function deleteContainer(store: StateStore, id: string, force = false, wa
     if (errors.length) warn(`removing cgroups of ${id}: ${errors.map((e) => e.message).join('; ')}`);
     return rec;
   });
-  // poststop failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
-  runHooks('poststop', rec.config.hooks, { ...store.ociState(rec), status: 'stopped' }, warn);
 }

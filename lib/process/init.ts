@@ -14,7 +14,7 @@ import { containerDestination, readOwnCgroups, mountEntry, type MountContext } f
 import { createDevices, createDevSymlinks } from '../rootfs/devices';
 import { PROPAGATION, parseMountOptions } from '../rootfs/options';
 import { maskPaths, readonlyPaths } from '../rootfs/masks';
-import { moveRoot, pivotRoot, remountRootReadonly } from '../rootfs/pivot';
+import { moveRoot, pivotRoot, privatizeRootfsParent, remountRootReadonly } from '../rootfs/pivot';
 import type { State } from '../spec/types';
 import type { Channel } from './channel';
 import { applySysctl } from '../security/sysctl';
@@ -45,7 +45,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
   try {
     const { config } = plan;
     const proc = config.process!;
-    expect(chan.recv(), 'go', eof, fromWire); // the runtime has recorded our PID and placed us in our cgroup
+    expect(chan.recv(), 'go', eof, fromWire); // we are in our cgroups: born there, or placed by the runtime
     run('setsid', () => libc.setsid());
     // a session keyring of its own, so the container cannot read the host session's keys
     if (!plan.noNewKeyring) run('join session keyring', () => joinKeyring(`_ses.${plan.id}`));
@@ -57,9 +57,12 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     // destinations made absolute and clean, so the /dev and /dev/pts checks below see "dev/pts/" too
     const mounts = (config.mounts ?? []).map((m) => ({ ...m, destination: containerDestination(m.destination) }));
     run('rootfs propagation', () => {
+      // unbindable would refuse the rootfs bind below: private until the root is the container's
       const p = config.linux?.rootfsPropagation;
-      mount(null, '/', null, p ? PROPAGATION[p] ?? C.MS_SLAVE | C.MS_REC : C.MS_SLAVE | C.MS_REC, null);
+      const flags = p === 'unbindable' ? C.MS_PRIVATE | C.MS_REC : p ? PROPAGATION[p] ?? C.MS_SLAVE | C.MS_REC : C.MS_SLAVE | C.MS_REC;
+      mount(null, '/', null, flags, null);
     });
+    run('private rootfs parent', () => privatizeRootfsParent(plan.rootfs));
     run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
     const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths, newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
     // (a joined cgroup namespace, like a new one, needs a fresh cgroupfs mount: the
@@ -79,6 +82,9 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('createContainer hooks', () => runHooksInChild('createContainer', config.hooks, inner));
 
     run(plan.noPivot ? 'move root' : 'pivot_root', () => (plan.noPivot ? moveRoot(plan.rootfs) : pivotRoot(plan.rootfs)));
+    // the container's / gets the asked propagation now that it is the root (its bind could not be shared before)
+    const rootProp = config.linux?.rootfsPropagation;
+    if (rootProp && PROPAGATION[rootProp]) run('root propagation', () => mount(null, '/', null, PROPAGATION[rootProp], null));
     // like runc: a missing cwd is created (inside the new root, before it turns read-only)
     run('create cwd', () => createCwd(proc.cwd));
     if (config.root?.readonly) run('readonly root', remountRootReadonly);
