@@ -34,6 +34,8 @@ interface BundledModule {
 interface Part {
   modules: Record<string, ModuleFn>;
   more?: string[];
+  /** (first part) packages required by name, as the build resolved them: paths relative to dist/ */
+  resolved?: Record<string, string>;
 }
 
 /** dist/: this file is dist/lib/bundle.js once compiled */
@@ -109,7 +111,17 @@ function load(key: string, fn: ModuleFn): unknown {
       const found = key === undefined ? undefined : find(key);
       if (found) return load(found[0], found[1]);
     }
-    return (nodeRequire ??= createRequire(filename))(spec);
+    nodeRequire ??= createRequire(filename);
+    const known = parts[0]?.resolved?.[spec];
+    if (known !== undefined) {
+      try {
+        return nodeRequire(join(DIST, known)); // no search through node_modules
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+        // installed elsewhere since the build: search as usual
+      }
+    }
+    return nodeRequire(spec);
   }) as NodeRequire;
   fn.call(module.exports, module.exports, require, module, filename, dir);
   module.loaded = true;

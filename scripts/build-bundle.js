@@ -96,7 +96,22 @@ function writePart([file, cache], members, extra) {
   if (r.status !== 0) throw new Error(`build-bundle: making the code cache of ${file} failed (${r.status ?? r.signal})`);
 }
 
-writePart(BUNDLE_PARTS[0], [...light].sort(), `more: ${JSON.stringify(more)},\n`);
+// packages the modules require by name (koffi, ajv's runtime), resolved now: Node's search for
+// them costs a start a few ms; the loader checks the file is still there (lib/bundle.ts)
+const resolved = {};
+for (const k of keys) {
+  for (const m of fs.readFileSync(path.join(dist, k), 'utf8').matchAll(/require\((["'])([^."'/][^"']*)\1\)/g)) {
+    const spec = m[2];
+    if (spec.startsWith('node:') || spec in resolved) continue;
+    try {
+      resolved[spec] = path.relative(dist, require.resolve(spec, { paths: [path.join(dist, path.dirname(k))] }));
+    } catch {
+      /* not installed here: resolved at run time, as usual */
+    }
+  }
+}
+
+writePart(BUNDLE_PARTS[0], [...light].sort(), `more: ${JSON.stringify(more)},\nresolved: ${JSON.stringify(resolved)},\n`);
 writePart(BUNDLE_PARTS[1], more, '');
 const kib = (f) => `${Math.round(fs.statSync(f).size / 1024)} KiB`;
 const describe = ([file, cache], n) => `${path.relative(dist, file)} (${n} modules, ${kib(file)}, code cache ${kib(cache)})`;

@@ -55,6 +55,16 @@ t.test('a denied syscall returns errnoRet; the filter is in /proc/self/status', 
   t.match(none.stdout, /^Seccomp:\s+0$/m, 'no linux.seccomp: no filter');
 });
 
+t.test('a profile that denies execveat still runs the process (the exec trampoline is entered by execve)', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const r = runWith(t, koci, ['sh', '-c', 'echo started'], {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    syscalls: [{ names: ['execveat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'started\n');
+});
+
 t.test('defaultErrnoRet: everything not allowed fails with it', { skip }, async (t) => {
   const koci = kociCli(t);
   // allow every syscall libseccomp knows here except mkdir and mkdirat

@@ -21,6 +21,7 @@
 import { writeSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
+import { SyscallError } from '../errors';
 
 const MESSAGE = Buffer.from('koci: exec failed\n');
 /** argv[0] of the trampoline: its first byte says koci ran it */
@@ -144,7 +145,18 @@ export function sealedTrampoline(): number {
   return fd;
 }
 
-/** execve the program through the trampoline in fd (from sealedTrampoline) */
+/**
+ * execve the program through the trampoline in fd (from sealedTrampoline).
+ * By /proc/self/fd/N where the container has a /proc: the seccomp filter is
+ * in already, and a profile that allows the program's execve may not allow
+ * execveat; without /proc, execveat.
+ */
 export function execThroughTrampoline(fd: number, exe: string, argv: string[], env: string[]): never {
-  return libc.execveatFd(fd, [TRAMPOLINE_ARGV0, exe, ...argv], env);
+  const args = [TRAMPOLINE_ARGV0, exe, ...argv];
+  try {
+    libc.execve(`/proc/self/fd/${fd}`, args, env);
+  } catch (e) {
+    if (!(SyscallError.is(e) && e.code === 'ENOENT')) throw e;
+  }
+  return libc.execveatFd(fd, args, env);
 }
