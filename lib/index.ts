@@ -4,15 +4,17 @@
  *   const rt = new Runtime({ root: '/run/koci' });
  *   const { exitCode } = await rt.run('web-1', { bundle: '/srv/bundle' });
  *
- * Operations that fork (create, run) run in a forked worker of the Runtime's
+ * Operations that fork (create, run, exec) run in a forked worker of the Runtime's
  * warm zygote, a `node --single-threaded` started on first use (see
  * process/launcher.ts); the host process is never forked. close() ends it. The others
  * (start, state, kill, delete, list, pause, resume, ps, stats, events) run in-process. A Runtime holds no
  * global state: two Runtimes with different roots are independent.
  */
 import type { StdioOptions } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { CreateOptions as CreateRequest } from './container/create';
 import { deleteContainer } from './container/delete';
 import { type ContainerEvent, containerEvents, containerStats, type EventsOptions } from './container/events';
 import { killContainer } from './container/kill';
@@ -23,9 +25,11 @@ import { type ContainerSummary, containerState, listContainers } from './contain
 import { parseSignal } from './container/signals';
 import { startContainer } from './container/start';
 import { updateContainer } from './container/update';
-import type { ExitStatus, HelperRequest } from './process/helper';
+import { UnsupportedError } from './errors';
+import type { ExitStatus } from './process/helper';
 import { Launcher } from './process/launcher';
-import type { LinuxResources, State } from './spec/types';
+import type { ExecRequest } from './process/serve-exec';
+import type { LinuxResources, Process, State } from './spec/types';
 import { StateStore } from './state/store';
 
 export * from './errors';
@@ -35,7 +39,7 @@ export type { ContainerEvent, StatsEvent, OomEvent, EventsOptions } from './cont
 export type { ProcessInfo } from './container/ps';
 export type { Stats, CpuUsage, Throttling, MemoryStats, MemoryEntry, BlkioStats, BlkioEntry, HugetlbStats } from './cgroups/stats';
 export type { ExitStatus } from './process/helper';
-export type { Spec, State, ContainerStatus, LinuxResources } from './spec/types';
+export type { Spec, State, ContainerStatus, LinuxResources, Process } from './spec/types';
 export { defaultSpec, KOCI_OCI_VERSION } from './spec/default';
 export { defaultSeccomp } from './security/default-seccomp';
 export { validateConfig } from './spec/validate';
@@ -81,6 +85,36 @@ export interface RunResult extends ExitStatus {
   stderr?: string;
 }
 
+export interface ExecOptions {
+  /** the whole process (a runtime-spec `process`, checked as `exec --process` checks it); else `args` */
+  process?: Process;
+  /** the command: the container's own process (env, user, cwd, capabilities…) running it instead, as `exec ARGS` */
+  args?: string[];
+  /** 'NAME=value' entries added to the process's env (a name set again wins) */
+  env?: string[];
+  cwd?: string;
+  /** gid defaults to the process's own */
+  user?: { uid: number; gid?: number; additionalGids?: number[] };
+  /** capability names added to the bounding, effective and permitted sets (as `exec --cap`) */
+  capabilities?: string[];
+  noNewPrivileges?: boolean;
+  /** not in the library yet: rejects with UnsupportedError (so does a `process` whose terminal is true) */
+  terminal?: boolean;
+  /** pass fds 3..3+N-1 of the stdio below on to the process (`--preserve-fds`) */
+  preserveFds?: number;
+  /** as RunOptions.stdio (default 'inherit') */
+  stdio?: StdioOptions;
+  /** collect the process's stdout and stderr into the result (overrides stdio 1 and 2); not with `detach` */
+  capture?: boolean;
+  /** resolve once the process runs, without waiting for it: exitCode and signal are then null */
+  detach?: boolean;
+}
+
+export interface ExecResult extends RunResult {
+  /** the process's host PID */
+  pid: number;
+}
+
 export interface KillOptions {
   /** signal every process of the container (through its cgroup), as `kill --all` */
   all?: boolean;
@@ -109,14 +143,14 @@ export class Runtime {
   /** create a container and leave it `created`: set up, its process not yet run */
   async create(id: string, options: CreateOptions): Promise<State> {
     const h = await this.launcher.launch({ op: 'create', create: this.createRequest(id, options) }, options.stdio ?? 'inherit', false);
-    return (await h.reply(0)).created!;
+    return (await h.reply(0)).created as State;
   }
 
   /**
-   * end this Runtime's zygote (the forking process create and run use); it
-   * never keeps the host alive and ends with it anyway. Containers do not
-   * depend on it, and runs already under way finish. A later create or run
-   * starts a new one.
+   * end this Runtime's zygote (the forking process create, run and exec
+   * use); it never keeps the host alive and ends with it anyway. Containers
+   * do not depend on it, and runs and execs already under way finish. A
+   * later create, run or exec starts a new one.
    */
   async close(): Promise<void> {
     await this.launcher.close();
@@ -199,15 +233,11 @@ export class Runtime {
    * it (unless `keep`). `onStarted` sees the state of the running container.
    */
   async run(id: string, options: RunOptions, onStarted?: (state: State) => void): Promise<RunResult> {
-    // capture replaces stdout and stderr only: stdin and the preserved fds stay as given
-    const stdio: StdioOptions = options.capture
-      ? Array.isArray(options.stdio) ? [options.stdio[0], 'pipe', 'pipe', ...options.stdio.slice(3)] : ['ignore', 'pipe', 'pipe']
-      : options.stdio ?? 'inherit';
-    const h = await this.launcher.launch({ op: 'run', create: this.createRequest(id, options), keep: options.keep }, stdio, options.capture === true);
+    const h = await this.launcher.launch({ op: 'run', create: this.createRequest(id, options), keep: options.keep }, stdioOf(options), options.capture === true);
     const out = options.capture ? collect(h.stdout) : undefined;
     const err = options.capture ? collect(h.stderr) : undefined;
     const started = await h.reply(0);
-    onStarted?.(started.created!);
+    onStarted?.(started.created as State);
     const done = await h.reply('last');
     const result: RunResult = { ...done.exited! };
     if (out && err) {
@@ -217,11 +247,61 @@ export class Runtime {
     return result;
   }
 
-  private createRequest(id: string, o: CreateOptions): HelperRequest['create'] {
-    // resolved here: the forking process does not share later changes of our cwd
-    const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
+  /**
+   * run one more process in a created or running container (as `koci exec`):
+   * it joins the container's namespaces and cgroups, under its seccomp
+   * profile. Resolves when the process exits (with `detach`, once it runs).
+   * `onStarted` sees its host PID before the wait.
+   */
+  async exec(id: string, options: ExecOptions, onStarted?: (pid: number) => void): Promise<ExecResult> {
+    const o = options;
+    if ((o.process === undefined) === (o.args === undefined)) throw new TypeError('exec: give either process or args');
+    if (o.args?.length === 0) throw new TypeError('exec: args must name the command to run');
+    if (o.terminal || o.process?.terminal) throw new UnsupportedError('exec with a terminal is not in the library yet (the CLI has exec -t)', 'process.terminal');
+    // the output is collected until the process ends, which a detached exec does not wait for
+    if (o.capture && o.detach) throw new TypeError('exec: capture and detach exclude each other');
+    const exec: ExecRequest = {
+      id,
+      root: abs(this.root),
+      process: o.process,
+      args: o.args,
+      changes: { env: o.env, cwd: o.cwd, user: o.user, capabilities: o.capabilities, noNewPrivileges: o.noNewPrivileges },
+      preserveFds: o.preserveFds,
+      detach: o.detach,
+    };
+    const h = await this.launcher.launch({ op: 'exec', exec }, stdioOf(o), o.capture === true);
+    const out = o.capture ? collect(h.stdout) : undefined;
+    const err = o.capture ? collect(h.stderr) : undefined;
+    const { pid } = (await h.reply(0)).created as { pid: number };
+    if (o.detach) {
+      // the drained 'pipe' outputs live as long as the process: they must not keep the host alive
+      for (const s of [h.stdout, h.stderr]) (s as Socket | null)?.unref();
+      return { pid, exitCode: null, signal: null };
+    }
+    onStarted?.(pid);
+    const done = await h.reply('last');
+    const result: ExecResult = { pid, ...done.exited! };
+    if (out && err) {
+      result.stdout = await out;
+      result.stderr = await err;
+    }
+    return result;
+  }
+
+  private createRequest(id: string, o: CreateOptions): CreateRequest {
     return { id, bundle: abs(o.bundle)!, root: abs(this.root), pidFile: abs(o.pidFile), noPivot: o.noPivot, noNewKeyring: o.noNewKeyring, preserveFds: o.preserveFds };
   }
+}
+
+/** paths are resolved here: the forking process does not share later changes of our cwd */
+function abs(p: string | undefined): string | undefined {
+  return p === undefined ? undefined : resolve(p);
+}
+
+/** capture replaces stdout and stderr only: stdin and the preserved fds stay as given */
+function stdioOf(o: { stdio?: StdioOptions; capture?: boolean }): StdioOptions {
+  if (!o.capture) return o.stdio ?? 'inherit';
+  return Array.isArray(o.stdio) ? [o.stdio[0], 'pipe', 'pipe', ...o.stdio.slice(3)] : ['ignore', 'pipe', 'pipe'];
 }
 
 function collect(stream: Readable | null): Promise<string> {

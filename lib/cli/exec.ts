@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import * as libc from '../../bindings/libc';
-import { execInContainer } from '../container/exec';
+import { changeProcess, execInContainer, type ProcessChanges, processWithArgs } from '../container/exec';
 import { BundleError } from '../errors';
 import { relayConsole } from '../process/console';
 import type { Process } from '../spec/types';
@@ -62,26 +62,20 @@ export function processFromFlags(base: Process | undefined, o: Record<string, st
     p = readProcessFile(o.process);
   } else {
     if (!args.length) throw new UsageError('exec needs the command to run (ARGS after the container ID) or --process FILE');
-    p = structuredClone(base ?? { cwd: '/', user: { uid: 0, gid: 0 } }) as Process;
-    p.args = args;
-    p.terminal = false;
+    p = processWithArgs(base, args);
   }
-  if (o.tty !== undefined) p.terminal = o.tty === true;
-  if (lists.env) p.env = [...(p.env ?? []), ...lists.env];
-  if (typeof o.cwd === 'string') p.cwd = o.cwd;
+  const changes: ProcessChanges = { env: lists.env, capabilities: lists.cap };
+  if (o.tty !== undefined) changes.terminal = o.tty === true;
+  if (typeof o.cwd === 'string') changes.cwd = o.cwd;
   if (typeof o.user === 'string') {
     const [uid, gid] = o.user.split(':');
-    p.user = { ...p.user, uid: id32('--user uid', uid), gid: gid === undefined ? p.user?.gid ?? 0 : id32('--user gid', gid) };
+    changes.user = { uid: id32('--user uid', uid), gid: gid === undefined ? undefined : id32('--user gid', gid) };
   }
-  if (lists.additionalGids) p.user = { ...p.user, additionalGids: lists.additionalGids.map((g) => id32('--additional-gids', g)) };
-  if (lists.cap) {
-    const c = (p.capabilities ??= {});
-    for (const set of ['bounding', 'effective', 'permitted'] as const) c[set] = [...new Set([...(c[set] ?? []), ...lists.cap])];
-  }
-  if (o.noNewPrivs === true) p.noNewPrivileges = true;
-  if (typeof o.apparmor === 'string') p.apparmorProfile = o.apparmor;
-  if (typeof o.processLabel === 'string') p.selinuxLabel = o.processLabel;
-  return p;
+  if (lists.additionalGids) changes.user = { ...changes.user, additionalGids: lists.additionalGids.map((g) => id32('--additional-gids', g)) };
+  if (o.noNewPrivs === true) changes.noNewPrivileges = true;
+  if (typeof o.apparmor === 'string') changes.apparmorProfile = o.apparmor;
+  if (typeof o.processLabel === 'string') changes.selinuxLabel = o.processLabel;
+  return changeProcess(p, changes);
 }
 
 export async function exec(ctx: CliContext, argv: string[]): Promise<number> {

@@ -42,6 +42,50 @@ export interface ExecOptions {
   warn?: (message: string) => void;
 }
 
+/**
+ * exec's changes to a process: runc's exec flags, and the library's
+ * ExecOptions. `env` adds to the process's env (a name set again wins), the
+ * rest replaces; what is undefined is left as it is.
+ */
+export interface ProcessChanges {
+  terminal?: boolean;
+  env?: string[];
+  cwd?: string;
+  /** uid (and gid, else the process's own); additionalGids on their own */
+  user?: { uid?: number; gid?: number; additionalGids?: number[] };
+  /** added to the bounding, effective and permitted sets */
+  capabilities?: string[];
+  noNewPrivileges?: boolean;
+  apparmorProfile?: string;
+  selinuxLabel?: string;
+}
+
+/** the container's own process running `args` instead: runc's rule for an exec without a process document */
+export function processWithArgs(base: Process | undefined, args: string[]): Process {
+  const p = structuredClone(base ?? { cwd: '/', user: { uid: 0, gid: 0 } }) as Process;
+  p.args = args;
+  p.terminal = false;
+  return p;
+}
+
+/** `p` with the changes made (in place) */
+export function changeProcess(p: Process, c: ProcessChanges): Process {
+  if (c.terminal !== undefined) p.terminal = c.terminal;
+  if (c.env) p.env = [...(p.env ?? []), ...c.env];
+  if (c.cwd !== undefined) p.cwd = c.cwd;
+  const u = c.user;
+  if (u?.uid !== undefined) p.user = { ...p.user, uid: u.uid, gid: u.gid ?? p.user?.gid ?? 0 };
+  if (u?.additionalGids) p.user = { ...p.user, additionalGids: u.additionalGids };
+  if (c.capabilities) {
+    const caps = (p.capabilities ??= {});
+    for (const set of ['bounding', 'effective', 'permitted'] as const) caps[set] = [...new Set([...(caps[set] ?? []), ...c.capabilities])];
+  }
+  if (c.noNewPrivileges !== undefined) p.noNewPrivileges = c.noNewPrivileges;
+  if (c.apparmorProfile !== undefined) p.apparmorProfile = c.apparmorProfile;
+  if (c.selinuxLabel !== undefined) p.selinuxLabel = c.selinuxLabel;
+  return p;
+}
+
 /** start the process in the container; returns its host PID once it has exec'd */
 export function execInContainer(store: StateStore, id: string, opts: ExecOptions): number {
   const rec = store.read(id);

@@ -1,12 +1,13 @@
 /**
  * The library's per-call forking helper. The library never forks its host
- * process (a multi-threaded Node cannot fork safely); create and run go to
+ * process (a multi-threaded Node cannot fork safely); create, run and exec go to
  * its zygote (zygote.ts), and to a fresh `node --single-threaded` of this
  * file only for what the zygote does not take (see launcher.ts).
  *
  * Request: argv[2] is a HelperRequest as JSON. Replies: JSON lines on
- * `replyFd`, a pipe the library reads: `{"created": State}`, then for run
- * `{"exited": {"exitCode", "signal"}}`, or `{"error": WireError}`.
+ * `replyFd`, a pipe the library reads: `{"created": State}` (exec:
+ * `{"created": {"pid"}}`), then for run and exec `{"exited": {"exitCode",
+ * "signal"}}`, or `{"error": WireError}`.
  * The container's stdio is this helper's stdio 0-2.
  */
 import { writeSync } from 'node:fs';
@@ -14,15 +15,22 @@ import { createContainer, type CreateOptions } from '../container/create';
 import { runContainer } from '../container/run';
 import { toWire } from '../errors';
 import { StateStore } from '../state/store';
+import { type ExecRequest, serveExec } from './serve-exec';
 
-export interface HelperRequest {
-  op: 'create' | 'run';
-  create: CreateOptions;
-  /** run: keep the stopped container instead of deleting it */
-  keep?: boolean;
+/** what the library asks of its zygote or of this helper */
+export type Request =
+  | {
+      op: 'create' | 'run';
+      create: CreateOptions;
+      /** run: keep the stopped container instead of deleting it */
+      keep?: boolean;
+    }
+  | { op: 'exec'; exec: ExecRequest };
+
+export type HelperRequest = Request & {
   /** the reply pipe: after the container's stdio and preserved fds, so it is never one of them */
   replyFd: number;
-}
+};
 
 export interface ExitStatus {
   /** the exit code, or null when a signal ended it */
@@ -34,6 +42,7 @@ let replyFd = -1;
 const reply = (msg: object) => writeSync(replyFd, JSON.stringify(msg) + '\n');
 
 async function serve(req: HelperRequest): Promise<void> {
+  if (req.op === 'exec') return serveExec(req.exec, reply);
   const store = new StateStore(req.create.root);
   const warnings: string[] = [];
   const warn = (m: string) => warnings.push(m);

@@ -19,13 +19,14 @@ import * as libc from '../../bindings/libc';
 import { sendWithFds } from '../../bindings/socket';
 import { fromWire, KociError, SyscallError, type WireError } from '../errors';
 import type { State } from '../spec/types';
-import type { ExitStatus, HelperRequest } from './helper';
+import type { ExitStatus, HelperRequest, Request } from './helper';
 import { FD_DEV_NULL, ZYGOTE_FDS, type ZygoteRequest } from './zygote-protocol';
 
 export interface HelperReply {
   /** the zygote's worker has the request (sent first, not counted as a reply) */
   taken?: boolean;
-  created?: State;
+  /** create, run: the container's state; exec: the process's host pid */
+  created?: State | { pid: number };
   exited?: ExitStatus;
   error?: WireError;
   warnings?: string[];
@@ -38,8 +39,6 @@ export interface Launch {
   stdout: Readable | null;
   stderr: Readable | null;
 }
-
-type Request = Omit<HelperRequest, 'replyFd'>;
 
 const HELPER = join(__dirname, 'helper.js');
 const ZYGOTE = join(__dirname, 'zygote-main.js');
@@ -128,9 +127,9 @@ export class Launcher {
     private readonly warn: (message: string) => void,
   ) {}
 
-  /** create or run through the zygote (the per-call helper where it cannot) */
+  /** create, run or exec through the zygote (the per-call helper where it cannot) */
   async launch(req: Request, stdio: StdioOptions, capture: boolean): Promise<Launch> {
-    const preserve = req.create.preserveFds ?? 0;
+    const preserve = preserveFds(req);
     if (preserve > ZYGOTE_FDS || (req.op === 'run' && wantsTerminal(req.create.bundle))) return this.helper(req, stdio);
     const io = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...(stdio ?? [])];
     while (io.length < 3) io.push('inherit');
@@ -202,7 +201,7 @@ export class Launcher {
     }
   }
 
-  /** end the zygote (requests already sent still run); a later create or run starts a new one */
+  /** end the zygote (requests already sent still run); a later create, run or exec starts a new one */
   async close(): Promise<void> {
     const z = this.zygote;
     this.zygote = undefined;
@@ -282,10 +281,19 @@ export class Launcher {
     const io = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...stdio];
     while (io.length < 3) io.push('inherit');
     // the reply pipe goes after the container's stdio and preserved fds
-    const replyFd = Math.max(io.length, 3 + (req.create.preserveFds ?? 0));
+    const replyFd = Math.max(io.length, 3 + preserveFds(req));
     while (io.length < replyFd) io.push('ignore');
+    // 'ignore' after 0-2 is /dev/null, as in the zygote: spawn leaves such a slot closed, and the helper's
+    // own fds (exec's channel, whose EOF tells that the process exec'd) would take it on their way to the container
+    let devNull: number | undefined;
+    for (let i = 3; i < replyFd; i++) if (io[i] === 'ignore' || io[i] === null || io[i] === undefined) io[i] = devNull ??= openSync('/dev/null', 'r+');
     const full: HelperRequest = { ...req, replyFd };
-    const child = spawn(this.nodePath, ['--single-threaded', HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions });
+    let child: ChildProcess;
+    try {
+      child = spawn(this.nodePath, ['--single-threaded', HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions });
+    } finally {
+      if (devNull !== undefined) closeSync(devNull);
+    }
     let exit: string | undefined;
     const r = replies(child.stdio[replyFd] as Readable, this.warn, () => `exited (${exit})`);
     child.on('error', r.fail);
@@ -295,6 +303,10 @@ export class Launcher {
     });
     return { reply: r.reply, stdout: child.stdout, stderr: child.stderr };
   }
+}
+
+function preserveFds(req: Request): number {
+  return (req.op === 'exec' ? req.exec.preserveFds : req.create.preserveFds) ?? 0;
 }
 
 /** whether run must relay a terminal (the zygote's workers cannot: that needs an event loop); a bad config is the zygote's to report */

@@ -13,9 +13,9 @@
  * socket, so a request meets a process already forked. The spare that takes
  * a request tells the zygote, which forks the next spare: requests run
  * concurrently, each in its own worker. The worker places the container's
- * stdio, runs create (or a whole run: create, start, blocking wait, delete)
- * synchronously, writes helper.ts's JSON-line replies on the reply pipe and
- * _exits. EOF on the control socket (the host closed it or exited) ends the
+ * stdio, runs create (or a whole run: create, start, blocking wait, delete;
+ * or an exec and its wait, serve-exec.ts) synchronously, writes helper.ts's
+ * JSON-line replies on the reply pipe and _exits. EOF on the control socket (the host closed it or exited) ends the
  * spare and then the zygote; workers never depend on it.
  */
 import { readSync, rmSync, writeSync } from 'node:fs';
@@ -33,6 +33,7 @@ import { validateConfig } from '../spec/validate';
 import { sleepSync } from '../sleep';
 import { procStat } from '../state/liveness';
 import { StateStore } from '../state/store';
+import { serveExec } from './serve-exec';
 import { FD_DEV_NULL, ZYGOTE_CTL, ZYGOTE_FDS, type ZygoteRequest } from './zygote-protocol';
 
 /** in the worker: the container's fds onto 0..n-1; nothing else of the zygote's below ZYGOTE_FDS+3 */
@@ -50,18 +51,24 @@ function placeFds(map: number[], fds: number[]): void {
 
 let replyFd = -1;
 
+/** the container's process has its copies of the caller's stdio: ours would keep the caller's pipes open after it is gone */
+function releaseStdio(stdio: number[]): void {
+  const devNull = libc.open('/dev/null', C.O_RDWR | C.O_CLOEXEC);
+  stdio.forEach((_, fd) => libc.dup3(devNull, fd, 0));
+  libc.close(devNull);
+}
+
 /** in the worker: the request, synchronously; replies as helper.ts's */
 function serve(req: ZygoteRequest, reply: (msg: object) => void): void {
+  // the exec'd process does not get the reply pipe: it is above its preserved fds, and those above are closed on exec
+  if (req.op === 'exec') return serveExec(req.exec, reply, () => releaseStdio(req.stdio));
   const store = new StateStore(req.create.root);
   const warnings: string[] = [];
   const warn = (m: string) => warnings.push(m);
   const take = () => warnings.splice(0);
   // the container's processes must not hold the reply pipe (the library reads it to EOF)
   const rec = createContainer({ ...req.create, closeFds: [replyFd], warn });
-  // the init has its copies: ours would keep the caller's pipes open after the container is gone
-  const devNull = libc.open('/dev/null', C.O_RDWR | C.O_CLOEXEC);
-  req.stdio.forEach((_, fd) => libc.dup3(devNull, fd, 0));
-  libc.close(devNull);
+  releaseStdio(req.stdio);
   if (req.op === 'create') return reply({ created: store.ociState(rec), warnings: take() });
   try {
     startContainer(store, rec.id, warn);
