@@ -11,6 +11,7 @@ import t from 'tap';
 // the built package, as users get it
 import { ContainerNotFoundError, IncorrectStatusError, InvalidSpecError, Runtime, UnsupportedError } from '../dist/lib/index';
 import { type Bundle, makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
+import { alive, until } from './helpers/wait';
 import { leftovers } from './helpers/leftovers';
 
 const skip = rootSkipReason();
@@ -37,13 +38,6 @@ async function running(t: T, rt: Runtime, args = ['sleep', '60']): Promise<{ id:
   const s = await rt.create(id, { bundle: b.dir, stdio: 'ignore' });
   await rt.start(id);
   return { id, pid: s.pid!, b };
-}
-
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-
-async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (await what()) return true;
-  return what();
 }
 
 t.test('library exec: args with env and user, captured output, exit status, the container pid namespace', { skip }, async (t) => {

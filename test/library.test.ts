@@ -7,6 +7,7 @@ import { ContainerNotFoundError, IncorrectStatusError, InvalidSpecError, Runtime
 // the library's own copy: koffi refuses a second declaration of the socket structs
 import { acceptUnix, listenUnix, recvWithFds } from '../dist/bindings/socket';
 import { makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
+import { alive, until } from './helpers/wait';
 import { tmpdir } from 'node:os';
 
 const skip = rootSkipReason();
@@ -37,13 +38,6 @@ function zygotesOf(ppid: number): number[] {
     }
   }
   return found;
-}
-
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-
-async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (await what()) return true;
-  return what();
 }
 
 t.test('library run: exit status and captured output', { skip }, async (t) => {

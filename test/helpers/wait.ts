@@ -1,0 +1,11 @@
+/** Waiting on processes from tests. */
+import { existsSync, readFileSync } from 'node:fs';
+
+/** the process exists and is not a zombie */
+export const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+
+/** poll `what` every 20 ms until it holds or `ms` pass; its last answer */
+export async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (await what()) return true;
+  return what();
+}
