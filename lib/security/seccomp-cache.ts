@@ -17,6 +17,7 @@
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as S from '../../bindings/seccomp';
+import { packageRoot } from '../paths';
 import type { CompiledSeccomp, SeccompMemo } from './seccomp';
 
 interface Entry {
@@ -57,7 +58,10 @@ export class SeccompDiskCache implements SeccompMemo {
   private key(profile: string): string {
     if (this.salt === undefined) {
       const v = S.version();
-      this.salt = `libseccomp ${v.major}.${v.minor}.${v.micro} ${process.arch} koci ${statSync(__filename).mtimeMs}\n`;
+      // koci's version, and this file's time: a rebuild (which rewrites every module) is a new build too
+      // (npm gives every installed file one fixed time, so the version tells releases apart)
+      const { version } = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+      this.salt = `libseccomp ${v.major}.${v.minor}.${v.micro} ${process.arch} koci ${version} ${statSync(__filename).mtimeMs}\n`;
     }
     return this.salt + profile;
   }
