@@ -31,7 +31,7 @@ t.test('entries: written after a create, one per profile, whole key checked, dam
   const file = join(dir, entries()[0]);
   t.equal(statSync(file).mode & 0o777, 0o600);
   const entry = JSON.parse(readFileSync(file, 'utf8'));
-  t.match(entry.key, /^libseccomp \d+\.\d+\.\d+ \S+ koci \S+ \S+\n\{/, 'the key names libseccomp, the architecture and koci\'s build, then the profile');
+  t.match(entry.key, /^libseccomp \d+\.\d+\.\d+ \S+ kernel \S+ koci \S+ \S+\n\{/, 'the key names libseccomp, the architecture, the kernel and koci\'s build, then the profile');
   t.ok(Buffer.from(entry.bpf, 'base64').length % 8 === 0, 'a BPF program of whole instructions');
 
   const again = run();

@@ -7,14 +7,15 @@
  *   allowed in container IDs, and `list` only counts directories with a
  *   state file), readable by root alone like the rest of it.
  * - An entry is named by a hash of its key — the profile text, libseccomp's
- *   version, the architecture and this build of koci — and holds the key
- *   whole: it is used only when every byte matches, so a changed profile,
- *   libseccomp or koci compiles afresh.
+ *   version, the architecture, the kernel and this build of koci — and holds
+ *   the key whole: it is used only when every byte matches, so a changed
+ *   profile, libseccomp, kernel or koci compiles afresh.
  * - Programs are written only once a container was created with them
  *   (keep()), so a create that fails leaves nothing; a cache that cannot be
  *   read or written costs the compile, never the create.
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import * as S from '../../bindings/seccomp';
 import { packageRoot } from '../paths';
@@ -61,7 +62,8 @@ export class SeccompDiskCache implements SeccompMemo {
       // koci's version, and this file's time: a rebuild (which rewrites every module) is a new build too
       // (npm gives every installed file one fixed time, so the version tells releases apart)
       const { version } = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
-      this.salt = `libseccomp ${v.major}.${v.minor}.${v.micro} ${process.arch} koci ${version} ${statSync(__filename).mtimeMs}\n`;
+      // the kernel too: which flags may go to seccomp(2) was checked against it when the program was built
+      this.salt = `libseccomp ${v.major}.${v.minor}.${v.micro} ${process.arch} kernel ${release()} koci ${version} ${statSync(__filename).mtimeMs}\n`;
     }
     return this.salt + profile;
   }
