@@ -11,6 +11,7 @@ import t from 'tap';
 // the built package, as users get it
 import { ContainerNotFoundError, IncorrectStatusError, InvalidSpecError, Runtime, UnsupportedError } from '../dist/lib/index';
 import { type Bundle, makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
+import { testRuntime } from './helpers/runtime';
 import { alive, until } from './helpers/wait';
 import { leftovers } from './helpers/leftovers';
 
@@ -19,17 +20,7 @@ if (skip) t.comment(`skipping library exec tests: ${skip}`);
 
 type T = Parameters<typeof makeBundle>[0];
 
-/** a Runtime on a private root; teardown force-deletes what is left in it */
-function runtime(t: T): Runtime {
-  const root = mkdtempSync(join(tmpdir(), 'koci-libexec-root-'));
-  const rt = new Runtime({ root });
-  t.teardown(async () => {
-    for (const c of await rt.list()) await rt.delete(c.id, { force: true }).catch(() => {});
-    await rt.close();
-    rmSync(root, { recursive: true, force: true });
-  });
-  return rt;
-}
+const runtime = (t: Parameters<typeof testRuntime>[0]) => testRuntime(t, 'koci-libexec-root-');
 
 /** a created-and-started container running `sleep 60` */
 async function running(t: T, rt: Runtime, args = ['sleep', '60']): Promise<{ id: string; pid: number; b: Bundle }> {

@@ -7,23 +7,14 @@ import { ContainerNotFoundError, IncorrectStatusError, InvalidSpecError, Runtime
 // the library's own copy: koffi refuses a second declaration of the socket structs
 import { acceptUnix, listenUnix, recvWithFds } from '../dist/bindings/socket';
 import { makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
+import { testRuntime } from './helpers/runtime';
 import { alive, until } from './helpers/wait';
 import { tmpdir } from 'node:os';
 
 const skip = rootSkipReason();
 if (skip) t.comment(`skipping library tests: ${skip}`);
 
-/** a Runtime on a private root; teardown force-deletes what is left in it */
-function runtime(t: { teardown(fn: () => Promise<void>): void }): Runtime {
-  const root = mkdtempSync(join(tmpdir(), 'koci-lib-root-'));
-  const rt = new Runtime({ root });
-  t.teardown(async () => {
-    for (const c of await rt.list()) await rt.delete(c.id, { force: true }).catch(() => {});
-    await rt.close();
-    rmSync(root, { recursive: true, force: true });
-  });
-  return rt;
-}
+const runtime = (t: Parameters<typeof testRuntime>[0]) => testRuntime(t, 'koci-lib-root-');
 
 /** PIDs of koci zygotes whose parent is `ppid` */
 function zygotesOf(ppid: number): number[] {
