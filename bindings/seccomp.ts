@@ -33,6 +33,8 @@ export const SCMP_FLTATR_CTL_NNP = 3;
 export const SCMP_FLTATR_CTL_TSYNC = 4;
 export const SCMP_FLTATR_CTL_LOG = 6;
 export const SCMP_FLTATR_CTL_SSB = 7;
+/** 1: by priority (the default), 2: a binary tree of the syscalls (libseccomp 2.5+) */
+export const SCMP_FLTATR_CTL_OPTIMIZE = 8;
 export const SCMP_FLTATR_API_SYSRAWRC = 9;
 /** libseccomp >= 2.6 only; koci does not use it: it passes SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV to seccomp(2) itself */
 export const SCMP_FLTATR_CTL_WAITKILL = 10;

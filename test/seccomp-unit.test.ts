@@ -15,6 +15,7 @@ import * as S from '../bindings/seccomp';
 import { acceptUnix, connectUnix, listenUnix, recvWithFds, sendWithFds } from '../bindings/socket';
 import { InvalidSpecError, UnsupportedError } from '../lib/errors';
 import { buildSeccomp, containerProcessState, exportSeccompBpf, releaseSeccomp, SeccompUnavailableError } from '../lib/security/seccomp';
+import { defaultSpec } from '../lib/spec/default';
 import type { LinuxSeccomp } from '../lib/spec/types';
 
 const skip = S.seccompUnavailable();
@@ -32,10 +33,11 @@ interface Insn {
   k: number;
 }
 
-/** build, export through a pipe, release */
-function bpfOf(profile: LinuxSeccomp): { insns: Insn[]; skipped: string[] } {
+/** build, export through a pipe, release; `optimize` overrides koci's SCMP_FLTATR_CTL_OPTIMIZE */
+function bpfOf(profile: LinuxSeccomp, optimize?: number): { insns: Insn[]; skipped: string[] } {
   const f = buildSeccomp(profile);
   try {
+    if (optimize !== undefined) S.attrSet(f.ctx, S.SCMP_FLTATR_CTL_OPTIMIZE, optimize);
     const [r, w] = libc.pipe2(C.O_CLOEXEC);
     try {
       exportSeccompBpf(f, w);
@@ -108,6 +110,21 @@ t.test('a denied syscall gets its errno; everything else the default', { skip },
   t.equal(evaluate(insns, nr('mkdirat')), ERRNO(1));
   t.equal(evaluate(insns, nr('getpid')), ALLOW);
   t.equal(evaluate(insns, nr('mkdir'), [], AUDIT_ARCH_I386), 0, 'a foreign architecture is killed (libseccomp bad-arch default: SCMP_ACT_KILL)');
+});
+
+t.test('the program is libseccomp\'s binary tree, deciding every syscall as the linear program does', { skip }, async (t) => {
+  const profile = defaultSpec({ seccomp: true }).linux!.seccomp!;
+  const tree = bpfOf(profile).insns;
+  const linear = bpfOf(profile, 1).insns;
+  t.not(tree.length, linear.length, `a different program (${tree.length} instructions, linear ${linear.length})`);
+  let differ = 0;
+  // every syscall number, with arguments that match and miss the default profile's argument rules
+  for (let n = 0; n < 512; n++) {
+    for (const args of [[], [0x7e020000n], [0x10000000n, 0n, 0n], [1n, 2n, 3n, 4n, 5n, 6n]]) {
+      if (evaluate(tree, n, args) !== evaluate(linear, n, args)) differ++;
+    }
+  }
+  t.equal(differ, 0, 'the same decision for 2048 (syscall, arguments) pairs');
 });
 
 t.test('actions map to libseccomp values; ERRNO and TRACE default to EPERM', { skip }, async (t) => {
