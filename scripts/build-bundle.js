@@ -55,11 +55,13 @@ const files = [];
 const keys = files.filter((k) => /^(lib|bindings|validators)\//.test(k) && !OUTSIDE.has(k));
 if (!keys.includes('lib/cli/cli.js')) throw new Error('build-bundle: dist/lib/cli/cli.js is missing: run tsc first');
 const known = new Set(keys);
+/** each module's compiled text, read once */
+const texts = new Map(keys.map((k) => [k, fs.readFileSync(path.join(dist, k), 'utf8')]));
 
 /** the bundled modules a module requires by a relative path */
 function requires(key) {
   const out = [];
-  for (const m of fs.readFileSync(path.join(dist, key), 'utf8').matchAll(/require\((["'])(\.{1,2}\/[^"']+)\1\)/g)) {
+  for (const m of texts.get(key).matchAll(/require\((["'])(\.{1,2}\/[^"']+)\1\)/g)) {
     const p = path.join(path.dirname(key), m[2]);
     const k = [p, `${p}.js`, `${p}/index.js`].find((c) => known.has(c));
     if (k) out.push(k);
@@ -80,7 +82,7 @@ const more = keys.filter((k) => !light.has(k));
 const printer = ts.createPrinter({ removeComments: true });
 /** a module's source without comments, ASCII only */
 function source(key) {
-  const text = fs.readFileSync(path.join(dist, key), 'utf8').replace(/^#!.*\n/, '');
+  const text = texts.get(key).replace(/^#!.*\n/, '');
   const printed = printer.printFile(ts.createSourceFile(key, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS));
   // outside comments, non-ASCII is only in string and template literals, where \uXXXX means the same
   return printed.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -100,7 +102,7 @@ function writePart([file, cache], members, extra) {
 // them costs a start a few ms; the loader checks the file is still there (lib/bundle.ts)
 const resolved = {};
 for (const k of keys) {
-  for (const m of fs.readFileSync(path.join(dist, k), 'utf8').matchAll(/require\((["'])([^."'/][^"']*)\1\)/g)) {
+  for (const m of texts.get(k).matchAll(/require\((["'])([^."'/][^"']*)\1\)/g)) {
     const spec = m[2];
     if (spec.startsWith('node:') || spec in resolved) continue;
     try {

@@ -73,17 +73,18 @@ function watchV1(leaf: string, onOom: (n: number) => void, onGone: () => void): 
     return undefined;
   }
   let gone = false;
-  const notified = () => {
+  const end = () => {
     if (gone) return;
-    if (existsSync(control)) return onOom(1);
     gone = true;
     onGone();
   };
-  const w = watchFd(efd, notified, () => {
+  // an eventfd notification also comes when the cgroup is removed: its control file is gone then
+  const notified = () => {
     if (gone) return;
-    gone = true;
-    onGone();
-  });
+    if (existsSync(control)) return onOom(1);
+    end();
+  };
+  const w = watchFd(efd, notified, end);
   if (!w) {
     closeQuietly(efd);
     return undefined;
@@ -118,22 +119,20 @@ function watchV2(file: string, onOom: (n: number) => void, onGone: () => void): 
   // read after the watch is in place, so no kill lands between the two unseen
   let last = oomKillsV2(file) ?? 0;
   let gone = false;
+  const end = () => {
+    if (gone) return;
+    gone = true;
+    onGone();
+  };
   const changed = () => {
     if (gone) return;
     const n = oomKillsV2(file);
-    if (n === undefined) {
-      gone = true;
-      return onGone();
-    }
+    if (n === undefined) return end();
     if (n > last) onOom(n - last);
     last = n;
   };
   // the events themselves do not matter: IN_MODIFY re-reads the count, IN_IGNORED (rmdir) finds it gone
-  const w = watchFd(ifd, changed, () => {
-    if (gone) return;
-    gone = true;
-    onGone();
-  });
+  const w = watchFd(ifd, changed, end);
   if (!w) {
     closeQuietly(ifd);
     return undefined;

@@ -34,30 +34,37 @@ import { procStat } from '../state/liveness';
 import { type ContainerRecord, StateStore } from '../state/store';
 import { validateId } from '../state/id';
 
-export interface CreateOptions {
-  id: string;
-  bundle: string;
-  /** state root (default /run/koci) */
-  root?: string;
+/** how a new container process (the init, or one `exec` starts) is handed to the caller */
+export interface ProcessHandoff {
+  /** write the process's host PID here */
   pidFile?: string;
-  noPivot?: boolean;
-  /** keep the caller's session keyring (`--no-new-keyring`) */
-  noNewKeyring?: boolean;
+  /** process.terminal: send the pty master to this unix socket */
   consoleSocket?: string;
-  /** the caller's NOTIFY_SOCKET: the container gets a socket of its own, relayed by start (as runc) */
-  notifySocket?: string;
-  /** systemd socket activation: fds 3..3+N-1 (before the preserved ones) pass on, with LISTEN_FDS=N and LISTEN_PID=1 */
-  listenFds?: number;
-  /** send a pidfd of the init to this unix socket once created (runc 1.2's --pidfd-socket) */
+  /** send a pidfd of the process to this unix socket (runc 1.2's --pidfd-socket) */
   pidfdSocket?: string;
+  /** pass fds 3..3+N-1 on to the process */
   preserveFds?: number;
   /**
    * process.terminal without a console socket: receives the runtime's copy of
-   * the pty master (`koci run` relays it); without it such a config is refused
+   * the pty master (`koci run` and a foreground exec relay it); without it such a process is refused
    */
   onConsole?: (masterFd: number) => void;
   /** receives non-fatal warnings (capabilities this kernel lacks) */
   warn?: (message: string) => void;
+}
+
+export interface CreateOptions extends ProcessHandoff {
+  id: string;
+  bundle: string;
+  /** state root (default /run/koci) */
+  root?: string;
+  noPivot?: boolean;
+  /** keep the caller's session keyring (`--no-new-keyring`) */
+  noNewKeyring?: boolean;
+  /** the caller's NOTIFY_SOCKET: the container gets a socket of its own, relayed by start (as runc) */
+  notifySocket?: string;
+  /** systemd socket activation: fds 3..3+N-1 (before the preserved ones) pass on, with LISTEN_FDS=N and LISTEN_PID=1 */
+  listenFds?: number;
   /** fds of the caller that the container must not inherit (the library helper's reply pipe) */
   closeFds?: number[];
 }

@@ -24,22 +24,11 @@ import type { Process } from '../spec/types';
 import { refuseUnsupported } from '../spec/unsupported';
 import { validateConfig } from '../spec/validate';
 import type { StateStore } from '../state/store';
-import { reap, writeFileAtomic } from './create';
+import { type ProcessHandoff, reap, writeFileAtomic } from './create';
 
-export interface ExecOptions {
+export interface ExecOptions extends ProcessHandoff {
   /** the whole process (runtime-spec `process`), as `--process` gives it */
   process: Process;
-  /** write the process's host PID here */
-  pidFile?: string;
-  /** process.terminal: send the pty master to this unix socket */
-  consoleSocket?: string;
-  /** send a pidfd of the process to this unix socket */
-  pidfdSocket?: string;
-  /** pass fds 3..3+N-1 on to the process */
-  preserveFds?: number;
-  /** process.terminal without a console socket: the runtime's copy of the master (a foreground exec relays it) */
-  onConsole?: (masterFd: number) => void;
-  warn?: (message: string) => void;
 }
 
 /**

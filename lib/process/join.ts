@@ -29,7 +29,7 @@ import { openPty } from './console';
 import type { ExecPlan } from './plan';
 import { expect } from './protocol';
 import { applyExecAffinity } from './scheduling';
-import { failChild } from './step';
+import { failChild, forkContainerProcess } from './step';
 
 const eof = () => new Error('runtime went away');
 
@@ -69,14 +69,7 @@ export function runExecStage1(plan: ExecPlan, chan: Channel): never {
     // before the runtime moves stage 2 into the container's cgroups; stage 2 inherits it
     applyExecAffinity(plan.process, 'initial', <T>(name: string, fn: () => T): T => ((step = name), fn()));
     step = 'fork';
-    // the process is the host's node binary until execve and may be visible to the
-    // container (joined PID namespace): non-dumpable, so no one there can open its
-    // /proc/<pid>/exe, fds or memory (CVE-2019-5736 class)
-    if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
-    const pid = libc.fork();
-    if (pid === 0) runExecStage2(plan, chan);
-    chan.send({ type: 'init-pid', pid });
-    libc._exit(0);
+    forkContainerProcess(chan, () => runExecStage2(plan, chan));
   } catch (e) {
     failChild(chan, e, step);
   }

@@ -10,7 +10,7 @@ import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { fromWire } from '../errors';
 import { joinCgroups } from '../cgroups';
-import { failChild } from './step';
+import { failChild, forkContainerProcess } from './step';
 import { timeOffsetsText } from '../namespaces';
 import type { Channel } from './channel';
 import { runInit } from './init';
@@ -61,15 +61,7 @@ export function runStage1(plan: InitPlan, chan: Channel): never {
       writeFileSync('/proc/self/timens_offsets', timeOffsetsText(offsets));
     }
     step = 'fork init';
-    // the init is the host's node binary until execve: born non-dumpable, so nothing in the
-    // container (a joined pid namespace may hold processes already) can open /proc/<init>/exe,
-    // its fds or memory to overwrite the host's binary (CVE-2019-5736 class). Its /proc files
-    // then belong to host root: the runtime writes oom_score_adj for it.
-    if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
-    const pid = libc.fork();
-    if (pid === 0) runInit(plan, chan);
-    chan.send({ type: 'init-pid', pid });
-    libc._exit(0);
+    forkContainerProcess(chan, () => runInit(plan, chan));
   } catch (e) {
     failChild(chan, e, step);
   }

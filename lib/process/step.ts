@@ -1,3 +1,4 @@
+import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { SetupError, SyscallError, toWire } from '../errors';
 import type { Channel } from './channel';
@@ -21,4 +22,20 @@ export function failChild(chan: Channel, e: unknown, step: string): never {
   } finally {
     libc._exit(1);
   }
+}
+
+/**
+ * Stage 1's last act (create's and exec's): fork the process that becomes
+ * the container's, tell the runtime its PID, _exit. The child is the host's
+ * node binary until its execve and the container may see it (a joined PID
+ * namespace): born non-dumpable, so nothing there can open its
+ * /proc/<pid>/exe, fds or memory (CVE-2019-5736 class). Its /proc files then
+ * belong to host root, so the runtime writes oom_score_adj for the init.
+ */
+export function forkContainerProcess(chan: Channel, child: () => never): never {
+  if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
+  const pid = libc.fork();
+  if (pid === 0) child();
+  chan.send({ type: 'init-pid', pid });
+  libc._exit(0);
 }
