@@ -83,7 +83,8 @@ function verb(name: string): Verb | undefined {
 function ensureSingleThreaded(): void {
   if (process.execArgv.includes('--single-threaded') || process.env.NODE_OPTIONS?.includes('--single-threaded')) return;
   const libc = require('../../bindings/libc') as typeof import('../../bindings/libc');
-  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+  const { ownNodeEnv } = require('../process/node-env') as typeof import('../process/node-env');
+  const env = Object.entries(ownNodeEnv()).map(([k, v]) => `${k}=${v}`);
   // Node marks stdio close-on-exec (files too, not only pipes): without this the
   // re-exec'd koci, and so the container, would get /dev/null as stdio.
   for (let fd = 0; fd <= 2; fd++) {

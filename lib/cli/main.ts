@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node --single-threaded
 /**
  * The `koci` executable: loads the command line (cli.ts) from the one-file
  * bundle with its code cache when the build made one (../bundle.ts), else

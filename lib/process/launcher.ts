@@ -20,6 +20,7 @@ import { sendWithFds } from '../../bindings/socket';
 import { fromWire, KociError, SyscallError, type WireError } from '../errors';
 import type { State } from '../spec/types';
 import type { ExitStatus, HelperRequest, Request } from './helper';
+import { ownNodeEnv } from './node-env';
 import { FD_DEV_NULL, ZYGOTE_FDS, type ZygoteRequest } from './zygote-protocol';
 
 export interface HelperReply {
@@ -247,6 +248,7 @@ export class Launcher {
       child = spawn(this.nodePath, ['--single-threaded', ZYGOTE], {
         stdio: ['ignore', 'ignore', 'pipe', theirs, ...Array<number>(ZYGOTE_FDS - 1).fill(devNull)],
         detached: true,
+        env: ownNodeEnv(),
       });
     } finally {
       libc.close(theirs);
@@ -290,7 +292,7 @@ export class Launcher {
     const full: HelperRequest = { ...req, replyFd };
     let child: ChildProcess;
     try {
-      child = spawn(this.nodePath, ['--single-threaded', HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions });
+      child = spawn(this.nodePath, ['--single-threaded', HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions, env: ownNodeEnv() });
     } finally {
       if (devNull !== undefined) closeSync(devNull);
     }
