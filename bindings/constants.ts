@@ -78,6 +78,8 @@ export const KEYRING_PERM = 0x3f1b0100;
 export const CLONE_NEWTIME = 0x00000080;
 export const CLONE_NEWNS = 0x00020000;
 export const CLONE_NEWCGROUP = 0x02000000;
+/** clone3(2): the child starts in the cgroup2 cgroup given by clone_args.cgroup (a 64-bit flag) */
+export const CLONE_INTO_CGROUP = 0x200000000n;
 export const CLONE_NEWUTS = 0x04000000;
 export const CLONE_NEWIPC = 0x08000000;
 export const CLONE_NEWUSER = 0x10000000;
@@ -207,6 +209,7 @@ export const IN_IGNORED = 0x8000;
 
 // sigprocmask
 export const SIG_SETMASK = 2;
+export const SIGCHLD = 17;
 
 // ioctl
 export const TIOCSCTTY = 0x540e;

@@ -3,7 +3,7 @@
  * refusals of what it cannot do, `update`, and the v1/v2 drivers against
  * fake trees (the exact files and values written).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -208,6 +208,46 @@ t.test('relative and absolute cgroupsPath', { skip: realSkip }, async (t) => {
   t.equal(koci(['delete', '--force', b.id]).status, 0);
   t.notOk(existsSync(join('/sys/fs/cgroup/pids', abs)), 'removed at delete');
   t.notOk(existsSync(join('/sys/fs/cgroup/pids', rel.split('/')[0])), 'relative parents removed at delete');
+});
+
+t.test('the init is in every cgroup of its container, however it got there, and its cgroup namespace starts there', { skip: realSkip }, async (t) => {
+  const koci = kociCli(t);
+  // stage 1 joins the v1 hierarchies itself; the init is born in cgroup2 (clone3), or the runtime adds it
+  // while it mounts: without clone3, with pids.max 1 (stage 1 may not join), and in a user namespace
+  const variants: Array<[string, NodeJS.ProcessEnv, ((s: Spec) => void) | undefined]> = [
+    ['default', {}, undefined],
+    ['without clone3', { KOCI_TEST_NO_CLONE3: '1' }, undefined],
+    ['pids.max 1', {}, (s) => (s.linux!.resources!.pids = { limit: 1 })],
+    [
+      'user namespace',
+      {},
+      (s) => {
+        s.linux!.namespaces!.push({ type: 'user' });
+        s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      },
+    ],
+  ];
+  for (const [what, env, edit] of variants) {
+    const b = makeBundle(t, ['cat', '/proc/self/cgroup'], edit);
+    chmodSync(b.dir, 0o755); // the init of a user namespace is not host root
+    const opts = { env: { ...process.env, ...env } };
+    const id = uniqueId('cgin');
+    const c = koci(['create', '--bundle', b.dir, id], opts);
+    if (c.status !== 0) {
+      t.fail(`${what}: create: ${c.stderr}`);
+      continue;
+    }
+    const pid = stateOf(koci, id).pid as number;
+    const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+    t.same(lines.filter((l) => !l.endsWith(`/koci-${id}`)), [], `${what}: every hierarchy's cgroup is the container's`);
+    t.equal(koci(['delete', '--force', id]).status, 0);
+    const r = koci(['run', '--bundle', b.dir, uniqueId('cgin')], opts);
+    t.equal(r.status, 0, `${what}: run: ${r.stderr}`);
+    const inside = r.stdout.trim().split('\n');
+    t.ok(inside.length >= lines.length, `${what}: the container sees its hierarchies`);
+    t.same(inside.filter((l) => !l.endsWith(':/')), [], `${what}: its cgroup namespace's root is its own cgroup`);
+  }
 });
 
 // ---- the drivers against fake trees --------------------------------------

@@ -103,16 +103,18 @@ export function addProcess(dirs: string[], pid: number): void {
 
 /**
  * Move the calling process, which must be single-threaded (a forked child),
- * into the cgroups. On v1 it writes 0 to `tasks`: a thread moving itself
- * skips the global threadgroup lock whose RCU grace period makes each
- * cgroup.procs write cost ~1 ms (~10 ms for a container on a v1 host).
- * cgroup2 has no such path: cgroup.procs.
+ * into v1 cgroups by writing 0 to `tasks`: a thread moving itself skips the
+ * global threadgroup lock, whose writer waits out an RCU grace period (up to
+ * ~10 ms when no other cgroup write came just before). cgroup2 has no such
+ * path: its cgroup.procs always takes the lock (see selfJoinable).
  */
 export function joinCgroups(dirs: string[]): void {
-  for (const d of dirs) {
-    const tasks = join(d, 'tasks');
-    writeFileSync(existsSync(tasks) ? tasks : join(d, 'cgroup.procs'), '0');
-  }
+  for (const d of dirs) writeFileSync(join(d, 'tasks'), '0');
+}
+
+/** the leaves a forked stage can join itself without the global lock: the v1 ones (they have `tasks`) */
+export function selfJoinable(dirs: string[]): string[] {
+  return dirs.filter((d) => existsSync(join(d, 'tasks')));
 }
 
 /** whether the forked stage before the init may join the cgroups: pids.max must leave room for it beside the init */

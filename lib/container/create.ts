@@ -9,7 +9,7 @@ import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { addProcess, cgroupDirs, createCgroups, destroyCgroups, stageMayJoin } from '../cgroups';
+import { addProcess, cgroupDirs, createCgroups, destroyCgroups, selfJoinable, stageMayJoin } from '../cgroups';
 import { applyOomScoreAdj } from '../process/credentials';
 import { CreateError, fromWire, SetupError, SyscallError, UnsupportedError } from '../errors';
 import { runHooks } from '../hooks';
@@ -119,6 +119,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   let initPid = 0;
   let parent: Channel | undefined;
   let fifoFd = -1;
+  let cgroup2Fd = -1;
   try {
     const notifyDir = opts.notifySocket ? setupNotify(config, store.dir(opts.id)) : undefined;
     if (opts.listenFds && config.process) config.process.env = [...(config.process.env ?? []), `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
@@ -155,7 +156,15 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     // linux.resources, checked in full and written before the init joins
     CgroupManager.forLeaves(leaves).apply(config.linux?.resources);
 
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, cgroupLeaves: stageMayJoin(config.linux?.resources) ? leaves : undefined };
+    const v1 = selfJoinable(leaves);
+    const v2 = leaves.filter((l) => !v1.includes(l));
+    // (one cgroup2 hierarchy at most: a pure v2 host's, or a hybrid host's unified one). Not from a
+    // user namespace or a joined cgroup namespace: the kernel refuses CLONE_INTO_CGROUP there, and
+    // it refuses after it gave the child a PID, which leaves a new PID namespace unable to fork again
+    if (v2.length === 1 && !ns.newUser && !ns.join.some((j) => j.type === 'user' || j.type === 'cgroup')) {
+      cgroup2Fd = libc.open(v2[0], C.O_RDONLY | C.arch.O_DIRECTORY | C.O_CLOEXEC);
+    }
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, selfJoin: stageMayJoin(config.linux?.resources) ? v1 : [], cgroup2Fd: cgroup2Fd >= 0 ? cgroup2Fd : undefined };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
@@ -167,6 +176,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       runStage1(plan, child);
     }
     child.close();
+    if (cgroup2Fd >= 0) cgroup2Fd = (libc.close(cgroup2Fd), -1);
 
     const died = () => {
       const w = stage1 ? libc.waitpid(stage1, C.WNOHANG) : null;
@@ -179,9 +189,20 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       writeIdMaps(stage1, config.linux?.uidMappings, config.linux?.gidMappings);
       parent.send({ type: 'mapped' });
     }
-    initPid = expect(msg, 'init-pid', died, fromWire).pid;
-    // born in its cgroups (stage 1 joined them): the init builds its rootfs while we record it
-    if (plan.cgroupLeaves) parent.send({ type: 'go' });
+    const born = expect(msg, 'init-pid', died, fromWire);
+    initPid = born.pid;
+    // the init mounts while we add it to the cgroups it was not born in: a cgroup.procs
+    // write waits out an RCU grace period (~10 ms on a quiet host)
+    parent.send({ type: 'go' });
+    const rest = leaves.filter((l) => !plan.selfJoin.includes(l) && !(born.inCgroup && v2.includes(l)));
+    try {
+      if (rest.length) addProcess(rest, initPid);
+    } catch (e) {
+      // the init died before we could place it: its own report says why
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') expect(parent.recv(), 'hooks', died, fromWire);
+      throw e;
+    }
+    parent.send({ type: 'cgroups' });
     libc.waitpid(stage1);
     stage1 = 0;
     rec.pid = initPid;
@@ -189,10 +210,6 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     store.write(rec);
     // oom_score_adj before the process runs; the init is non-dumpable, so we write it
     applyOomScoreAdj(initPid, config.process?.oomScoreAdj);
-    if (!plan.cgroupLeaves) {
-      addProcess(leaves, initPid);
-      parent.send({ type: 'go' });
-    }
 
     // init has mounted everything: hooks in the runtime's namespaces
     expect(parent.recv(), 'hooks', died, fromWire);
@@ -243,6 +260,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   } finally {
     parent?.close();
     if (fifoFd >= 0) libc.close(fifoFd);
+    if (cgroup2Fd >= 0) libc.close(cgroup2Fd);
     if (lock !== null) store.unlock(lock);
     releaseSeccomp(seccomp);
   }

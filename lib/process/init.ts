@@ -45,12 +45,10 @@ export function runInit(plan: InitPlan, chan: Channel): never {
   try {
     const { config } = plan;
     const proc = config.process!;
-    expect(chan.recv(), 'go', eof, fromWire); // we are in our cgroups: born there, or placed by the runtime
+    expect(chan.recv(), 'go', eof, fromWire);
     run('setsid', () => libc.setsid());
     // a session keyring of its own, so the container cannot read the host session's keys
     if (!plan.noNewKeyring) run('join session keyring', () => joinKeyring(`_ses.${plan.id}`));
-    const cgroupPaths = readOwnCgroups();
-    if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
     // the host's /proc/self/fd, to reopen exec.fifo after pivot_root without relying on the container's /proc
     const procFd = run('open /proc/self/fd', () => libc.open('/proc/self/fd', C.O_PATH | C.arch.O_DIRECTORY | C.O_CLOEXEC));
 
@@ -64,16 +62,30 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     });
     run('private rootfs parent', () => privatizeRootfsParent(plan.rootfs));
     run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
-    const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths, newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
+    const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths: new Map(), newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
+    // In all our cgroups only once the runtime says so (it adds us to the v2 ones while we mount):
+    // needed before a cgroup namespace (its root is our cgroup then), a cgroup mount, or any fork
+    let inCgroups = false;
+    const enterCgroups = () => {
+      if (inCgroups) return;
+      inCgroups = true;
+      expect(chan.recv(), 'cgroups', eof, fromWire);
+      ctx.cgroupPaths = readOwnCgroups();
+      if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
+    };
     // (a joined cgroup namespace, like a new one, needs a fresh cgroupfs mount: the
     // host's hierarchy paths mean nothing relative to that namespace's root)
-    for (const m of mounts) run(`mount ${m.destination}`, () => mountEntry(m, ctx));
+    for (const m of mounts) {
+      if (m.type === 'cgroup' || m.type === 'cgroup2') enterCgroups();
+      run(`mount ${m.destination}`, () => mountEntry(m, ctx));
+    }
     const devBound = mounts.some((m) => m.destination === '/dev' && (m.type === 'bind' || parseMountOptions(m.options).bind));
     if (!devBound) {
       run('create devices', () => createDevices(plan.rootfs, config.linux?.devices ?? [], plan.ns.has.has('user')));
       run('create /dev symlinks', () => createDevSymlinks(plan.rootfs, mounts.some((m) => m.destination === '/dev/pts')));
     }
 
+    enterCgroups();
     chan.send({ type: 'hooks' });
     const state = expect(chan.recv(), 'go', eof, fromWire).state as State;
     // runtime-spec runtime.md: for hooks executed in the container namespace, pid is the pid as seen by

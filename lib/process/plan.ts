@@ -20,8 +20,13 @@ export interface InitPlan {
   runtimeFds: number[];
   /** linux.seccomp built and compiled by the runtime (inherited through fork); the init only loads it */
   seccomp?: SeccompFilter;
-  /** the container's cgroups, which stage 1 joins so that the init is born in them; unset: the runtime adds the init */
-  cgroupLeaves?: string[];
+  /** the container's v1 cgroups, which stage 1 joins itself so that the init is born in them */
+  selfJoin: string[];
+  /**
+   * an fd of the container's cgroup2 cgroup: stage 1 forks the init into it (clone3), which spares the
+   * cgroup.procs write; the runtime adds the init to whatever it was not born in while it mounts, then says `cgroups`
+   */
+  cgroup2Fd?: number;
 }
 
 /** exec: what the forked children need to join a running container and become one more of its processes */

@@ -9,11 +9,12 @@
  *      |  write uid_map, gid_map     |
  *      |  mapped ----------------->  |
  *      |                             | join other ns, unshare new ones
- *      |                             | fork ------------------->  |
+ *      |                             | fork (into cgroup2) ---->  |
  *      |  <------------- init-pid    | _exit(0)                   |
- *      |  reap stage 1, cgroup, state|                            |
- *      |  go ---------------------------------------------------> |
- *      |                                                          | cgroup ns, mounts, devices
+ *      |  go ---------------------------------------------------> | mounts, up to the first cgroup one
+ *      |  add the init to the cgroups it was not born in          |
+ *      |  cgroups ----------------------------------------------> | cgroup ns, the other mounts, devices
+ *      |  reap stage 1, state, oom_score_adj                      |
  *      |  <--------------------------------------------- hooks    |
  *      |  prestart, createRuntime hooks                           |
  *      |  go {state} -------------------------------------------> |
@@ -34,8 +35,9 @@ import type { State } from '../spec/types';
 export type Message =
   | { type: 'userns' }
   | { type: 'mapped' }
-  | { type: 'init-pid'; pid: number }
+  | { type: 'init-pid'; pid: number; inCgroup?: boolean }
   | { type: 'go'; state?: State }
+  | { type: 'cgroups' }
   | { type: 'hooks' }
   | { type: 'console'; fd: number }
   | { type: 'created' }

@@ -22,9 +22,9 @@ export function runStage1(plan: InitPlan, chan: Channel): never {
   try {
     libc.prctl(C.PR_SET_PDEATHSIG, 9); // the runtime died: stop building a container nobody will own
     for (const fd of plan.runtimeFds) libc.close(fd);
-    if (plan.cgroupLeaves) {
+    if (plan.selfJoin.length) {
       step = 'join cgroups';
-      joinCgroups(plan.cgroupLeaves);
+      joinCgroups(plan.selfJoin);
     }
     // open every namespace first: joining the mount namespace changes what paths mean
     step = 'open namespaces';
@@ -61,7 +61,7 @@ export function runStage1(plan: InitPlan, chan: Channel): never {
       writeFileSync('/proc/self/timens_offsets', timeOffsetsText(offsets));
     }
     step = 'fork init';
-    forkContainerProcess(chan, () => runInit(plan, chan));
+    forkContainerProcess(chan, () => runInit(plan, chan), plan.cgroup2Fd);
   } catch (e) {
     failChild(chan, e, step);
   }

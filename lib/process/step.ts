@@ -31,11 +31,31 @@ export function failChild(chan: Channel, e: unknown, step: string): never {
  * namespace): born non-dumpable, so nothing there can open its
  * /proc/<pid>/exe, fds or memory (CVE-2019-5736 class). Its /proc files then
  * belong to host root, so the runtime writes oom_score_adj for the init.
+ * With cgroupFd (the container's cgroup2 cgroup) the child is born in that
+ * cgroup where the kernel allows it (clone3); the message tells the runtime
+ * whether it still has to add the child there.
  */
-export function forkContainerProcess(chan: Channel, child: () => never): never {
+export function forkContainerProcess(chan: Channel, child: () => never, cgroupFd?: number): never {
   if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
-  const pid = libc.fork();
+  let pid: number | undefined;
+  let inCgroup = false;
+  let refused: unknown;
+  if (cgroupFd !== undefined && process.env.KOCI_TEST_NO_CLONE3 !== '1') {
+    try {
+      pid = libc.forkIntoCgroup(cgroupFd);
+      inCgroup = true;
+    } catch (e) {
+      // an older kernel, a seccomp filter around koci, a cgroup we may not enter this way: plain fork
+      refused = e;
+    }
+  }
+  try {
+    pid ??= libc.fork();
+  } catch (e) {
+    // a refusal that came after the kernel gave the child a PID leaves a new PID namespace unable to fork: say why
+    throw refused ?? e;
+  }
   if (pid === 0) child();
-  chan.send({ type: 'init-pid', pid });
+  chan.send({ type: 'init-pid', pid, inCgroup });
   libc._exit(0);
 }

@@ -13,7 +13,7 @@ import { sleepSync } from '../sleep';
 export interface MountContext {
   rootfs: string;
   bundle: string;
-  /** the init's cgroup paths per hierarchy, read before it entered a cgroup namespace */
+  /** the init's cgroup paths per hierarchy, read before it entered a cgroup namespace (set before the first cgroup mount) */
   cgroupPaths: Map<string, string>;
   newCgroupNs: boolean;
   /** linux.mountLabel: the SELinux context of the filesystems koci mounts */
