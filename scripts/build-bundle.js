@@ -113,6 +113,18 @@ for (const k of keys) {
   }
 }
 
+// koffi's own loader spends ~4 ms of every start finding its native module (it reads node's ELF
+// header to tell glibc from musl) and wrapping deprecated calls koci never makes: point 'koffi' at the
+// native module it picks on this machine, when that module is koffi's whole API at the same version
+if (resolved.koffi) {
+  const pkg = require(path.join(dist, resolved.koffi));
+  const native = Object.keys(require.cache).find((f) => f.endsWith('.node') && /koffi/.test(f));
+  const api = native && require(native);
+  if (api && api.version === pkg.version && Object.keys(pkg).every((k) => k === 'default' || typeof api[k] === typeof pkg[k])) {
+    resolved.koffi = path.relative(dist, native);
+  }
+}
+
 writePart(BUNDLE_PARTS[0], [...light].sort(), `more: ${JSON.stringify(more)},\nresolved: ${JSON.stringify(resolved)},\n`);
 writePart(BUNDLE_PARTS[1], more, '');
 const kib = (f) => `${Math.round(fs.statSync(f).size / 1024)} KiB`;

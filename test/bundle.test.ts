@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import t from 'tap';
 import { KOCI, kociCli, makeBundle, repo, rootSkipReason, uniqueId } from './helpers/fixtures';
 
@@ -35,6 +35,18 @@ t.test('every compiled module is in exactly one part, and the parts are ASCII', 
   t.equal(new Set([...first, ...second]).size, first.length + second.length, 'no module twice');
   t.ok(first.includes('lib/cli/state.js') && !first.includes('lib/container/create.js'), 'state is in the first part, create is not');
   for (const [i, src] of parts.entries()) t.notOk(/[^\x00-\x7f]/.test(src), `part ${i + 1} is ASCII (read as latin1)`);
+});
+
+t.test("packages resolved at build time: koffi is its native module, the same API and version as koffi's loader gives", async (t) => {
+  const m = /^resolved: (\{.*\}),$/m.exec(readFileSync(join(dist, 'koci.js'), 'latin1'));
+  t.ok(m, 'the first part records what it resolved');
+  const resolved = JSON.parse(m![1]) as Record<string, string>;
+  t.match(resolved.koffi, /\.node$/, "koffi's JS loader (it reads node's ELF header at every start) is skipped");
+  const native = require(join(dist, resolved.koffi)) as Record<string, unknown>;
+  const pkg = require('koffi') as Record<string, unknown>;
+  t.equal(native.version, pkg.version, 'same version');
+  t.same(Object.keys(pkg).filter((k) => k !== 'default' && typeof native[k] !== typeof pkg[k]), [], 'every export of koffi is there');
+  t.same(Object.values(resolved).filter((p) => isAbsolute(p)), [], 'paths are relative to dist/ (the tree may move)');
 });
 
 t.test('the executable runs koci from the bundle, with the code caches', { skip: rootSkipReason() }, async (t) => {
