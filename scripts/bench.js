@@ -98,6 +98,13 @@ function prepareBundles() {
 }
 
 // ---------------------------------------------------------------- measuring
+/**
+ * The environment without what Node reads at every start and koci's own processes drop
+ * (lib/process/node-env.ts): NODE_EXTRA_CA_CERTS makes each Node parse a CA bundle (~40 ms here).
+ * `node -e 0` runs both ways, so the table shows the floor as this machine has it and the bare one.
+ */
+const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+const EXTRA_CA = process.env.NODE_EXTRA_CA_CERTS !== undefined;
 const failures = {};
 const firstError = {};
 function fail(key, msg) {
@@ -126,9 +133,9 @@ function quiet(argv, opts = {}) {
 }
 
 /** run argv to completion; returns wall ms, counts a non-zero exit as a failure of key */
-function timed(key, argv) {
+function timed(key, argv, opts) {
   const t0 = process.hrtime.bigint();
-  const r = quiet(argv);
+  const r = quiet(argv, opts);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) fail(key, `${argv.join(' ')}: exit ${r.status ?? r.signal}: ${r.stderr}`);
   return ms;
@@ -307,7 +314,8 @@ function profile() {
   for (let i = 0; i < PROFILE_RUNS; i++) {
     const id = newId('koci', 'prof');
     started.add(`koci:${id}`);
-    walls.push(timed('profile', [process.execPath, '--single-threaded', '--cpu-prof', `--cpu-prof-dir=${dir}`, KOCI, '--root', rootOf.koci, 'run', '--bundle', bundle, id]));
+    // as the #! line starts it: without NODE_EXTRA_CA_CERTS
+    walls.push(timed('profile', [process.execPath, '--single-threaded', '--cpu-prof', `--cpu-prof-dir=${dir}`, KOCI, '--root', rootOf.koci, 'run', '--bundle', bundle, id], { env: CLEAN_ENV }));
   }
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   const self = new Map(); // category -> ms
@@ -406,6 +414,7 @@ async function main() {
   // single operations, interleaved; the order rotates each round
   const single = [
     ['node -e 0', () => timed('node', [process.execPath, '-e', '0'])],
+    ['node -e 0 clean', () => timed('node', [process.execPath, '-e', '0'], { env: CLEAN_ENV })],
     ['koci --version', () => timed('version:koci', [KOCI, '--version'])],
     ...RUNTIMES.map((rt) => [`run:${rt}`, () => runOnce(rt)]),
     ...RUNTIMES.map((rt) => [`lifecycle:${rt}`, () => lifecycle(rt)]),
@@ -487,6 +496,10 @@ function machine() {
 const f1 = (x) => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : '—');
 const ms = (x) => (Number.isFinite(x) ? `${f1(x)} ms` : '—');
 const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '—');
+/** "+ 8.8" or "− 29.1": a distance to a floor */
+const plus = (x) => (x < 0 ? `− ${f1(-x)}` : `+ ${f1(x)}`);
+/** where NODE_EXTRA_CA_CERTS is set: the distance to the bare floor too */
+const bareNote = (S, k) => (EXTRA_CA ? `; bare floor ${plus(pairDiff(S[k], S['node -e 0 clean']))} ms` : '');
 const mib = (kib) => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(1)} MiB` : '—');
 
 function rows({ S, B, R, D }) {
@@ -497,11 +510,33 @@ function rows({ S, B, R, D }) {
   };
   const out = [];
   const push = (label, t, extra = '') => out.push({ label, k: t.vals[0], r: t.vals[1], c: t.vals[2], kr: t.kr, kc: t.kc, extra, raw: t.raw });
-  out.push({ label: '`node -e 0` (floor of any Node CLI)', k: ms(median(S['node -e 0'])), r: '', c: '', kr: '', kc: '', extra: '', raw: [median(S['node -e 0'])] });
-  out.push({ label: '`koci --version` (CLI start, no work)', k: ms(median(S['koci --version'])), r: '', c: '', kr: '', kc: '', extra: `floor + ${f1(pairDiff(S['koci --version'], S['node -e 0']))} ms`, raw: [median(S['koci --version'])] });
-  push('CLI `run` of /bin/true', tri('S', 'run'), `koci = floor + ${f1(pairDiff(S['run:koci'], S['node -e 0']))} ms`);
+  out.push({
+    label: '`node -e 0` (floor of any Node CLI)',
+    k: ms(median(S['node -e 0'])),
+    r: '',
+    c: '',
+    kr: '',
+    kc: '',
+    extra: EXTRA_CA ? 'this environment sets NODE_EXTRA_CA_CERTS: every Node start parses that CA file' : '',
+    raw: [median(S['node -e 0'])],
+  });
+  if (EXTRA_CA) {
+    out.push({
+      label: '`node -e 0` without NODE_EXTRA_CA_CERTS (bare floor)',
+      k: ms(median(S['node -e 0 clean'])),
+      r: '',
+      c: '',
+      kr: '',
+      kc: '',
+      extra: "koci's own Node processes start this way (they make no TLS connection)",
+      raw: [median(S['node -e 0 clean'])],
+    });
+  }
+  const bare = (k) => bareNote(S, k);
+  out.push({ label: '`koci --version` (CLI start, no work)', k: ms(median(S['koci --version'])), r: '', c: '', kr: '', kc: '', extra: `floor ${plus(pairDiff(S['koci --version'], S['node -e 0']))} ms${bare('koci --version')}`, raw: [median(S['koci --version'])] });
+  push('CLI `run` of /bin/true', tri('S', 'run'), `koci = floor ${plus(pairDiff(S['run:koci'], S['node -e 0']))} ms${bare('run:koci')}`);
   push('CLI `create` + `start` + wait + `delete`', tri('S', 'lifecycle'));
-  push('CLI `state` of a created container', tri('S', 'state'), `koci = floor + ${f1(pairDiff(S['state:koci'], S['node -e 0']))} ms`);
+  push('CLI `state` of a created container', tri('S', 'state'), `koci = floor ${plus(pairDiff(S['state:koci'], S['node -e 0']))} ms${bare('state:koci')}`);
   push(`${SERIAL} \`run\`s back to back, per container`, tri('B', 'serial'));
   push(`${PARALLEL} \`run\`s in parallel, wall time for all`, tri('B', 'parallel'));
   const lib = B['serial:lib'];
@@ -592,7 +627,7 @@ function report(data) {
   const where = [
     'Top costs of `koci run` of /bin/true (medians of this run; profile numbers are per run, averaged):',
     '',
-    `1. Node's own start: \`node -e 0\` = ${ms(floor)}; koci's CLI \`run\` = floor + ${ms(pairDiff(S['run:koci'], S['node -e 0']))} (\`--version\`: floor + ${ms(pairDiff(S['koci --version'], S['node -e 0']))}).`,
+    `1. Node's own start: \`node -e 0\` = ${ms(floor)}${EXTRA_CA ? ` (${ms(median(S['node -e 0 clean']))} without NODE_EXTRA_CA_CERTS, as koci starts)` : ''}; koci's CLI \`run\` = floor ${plus(pairDiff(S['run:koci'], S['node -e 0']))} ms${bareNote(S, 'run:koci')} (\`--version\`: floor ${plus(pairDiff(S['koci --version'], S['node -e 0']))} ms).`,
     `2. Loading koci's modules for \`run\` (require: read, compile, run module top levels): ${ms(prof.requireMs)}.`,
     `3. Waiting on the forked child's container setup (clone, mounts, pivot_root, …; \`recv\` on the sync channel): ${ms(sm.recv)}.`,
     `4. \`start\`: releasing the init through exec.fifo and waiting, in poll(2), for its EOF at the exec: ${ms(sm.start)}.`,
@@ -640,7 +675,8 @@ function report(data) {
     '  medians of round-by-round ratios. Every runtime runs in the same private mount namespace with /sys/fs/cgroup/unified',
     '  unmounted (cgroup v1 only), from the same busybox bundle (koci\'s default spec with ociVersion 1.1.0, terminal false, /bin/true),',
     '  each with its own state root. CLIs are spawned from the bench\'s Node process (spawnSync; wall time until exit).',
-    '  `koci` is the CLI as an orchestrator runs it: `dist/lib/cli/main.js` through its `#!/usr/bin/env -S node --single-threaded` line.',
+    '  `koci` is the CLI as an orchestrator runs it: `dist/lib/cli/main.js` through its `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node --single-threaded`',
+    '  line, in the bench\'s environment (`node -e 0` runs in it too; the bare floor without NODE_EXTRA_CA_CERTS).',
     '  "wait" in the lifecycle polls /proc/PID until the container\'s init has exited. Peak RSS is GNU time\'s %M: ru_maxrss, the largest',
     '  single process among the CLI and the descendants it waited for (not a sum). Residency: processes that appear in the bench\'s mount',
     '  namespace (i.e. outside the container) and stay while a `run --detach`ed `sleep` container runs, 3 tries per runtime.',
