@@ -164,6 +164,7 @@ export const CLOSE_RANGE_CLOEXEC = 1 << 2;
 
 // prctl
 export const PR_SET_PDEATHSIG = 1;
+export const PR_GET_DUMPABLE = 3;
 export const PR_SET_DUMPABLE = 4;
 export const PR_SET_KEEPCAPS = 8;
 export const PR_SET_NAME = 15;

@@ -102,24 +102,26 @@ export function fork(): number {
 }
 
 /**
- * fork() straight into a cgroup2 cgroup (clone3 with CLONE_INTO_CGROUP,
- * Linux 5.7+): the child is born there, with no cgroup.procs write, whose
- * lock waits out an RCU grace period (~10 ms on a quiet host).
- * Only for a single-threaded process (a forked stage): this is the raw
- * syscall, without glibc's fork bookkeeping for other threads (malloc's
- * locks, the thread list, atfork handlers), of which there are none. The
- * child's thread descriptor keeps the parent's cached TID, which glibc 2.34+
- * reads only for other threads (raise and pthread_kill of oneself ask the
- * kernel, as after vfork). V8's pages are prepared as for fork().
+ * fork() with clone3's extras (Linux 5.7+): new namespaces (CLONE_NEW*
+ * flags: the child is born in them, PID 1 of a new PID namespace) and, with
+ * cgroupFd, straight into that cgroup2 cgroup (CLONE_INTO_CGROUP): no
+ * cgroup.procs write, whose lock waits out an RCU grace period (~10 ms on a
+ * quiet host).
+ * Only for a single-threaded process (a forked stage or zygote worker): this
+ * is the raw syscall, without glibc's fork bookkeeping for other threads
+ * (malloc's locks, the thread list, atfork handlers), of which there are
+ * none. The child's thread descriptor keeps the parent's cached TID, which
+ * glibc 2.34+ reads only for other threads (raise and pthread_kill of oneself
+ * ask the kernel, as after vfork). V8's pages are prepared as for fork().
  */
-export function forkIntoCgroup(cgroupFd: number): number {
+export function clone3Fork(nsFlags: number, cgroupFd?: number): number {
   const clone3 = fn('long syscall(long number, ...)');
   // struct clone_args (CLONE_ARGS_SIZE_VER2): flags, pidfd, child_tid, parent_tid, exit_signal, stack,
   // stack_size, tls, set_tid, set_tid_size, cgroup; a zero stack makes the child share our stack's layout, as fork
   const args = Buffer.alloc(88);
-  args.writeBigUInt64LE(C.CLONE_INTO_CGROUP, 0);
+  args.writeBigUInt64LE(BigInt(nsFlags) | (cgroupFd === undefined ? 0n : C.CLONE_INTO_CGROUP), 0);
   args.writeBigUInt64LE(BigInt(C.SIGCHLD), 32);
-  args.writeBigUInt64LE(BigInt(cgroupFd), 80);
+  if (cgroupFd !== undefined) args.writeBigUInt64LE(BigInt(cgroupFd), 80);
   const madvise = fn('int madvise(uintptr_t addr, size_t len, int advice)');
   const { starts, lengths } = doForkRanges();
   const n = starts.length;

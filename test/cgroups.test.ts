@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { kociCli, makeBundle, rootSkipReason, stateOf, uniqueId, type Koci } from './helpers/fixtures';
+import { testRuntime } from './helpers/runtime';
 import { CgroupManager } from '../lib/cgroups/manager';
 import { blkioToIoWeight, sharesToWeight } from '../lib/cgroups/v2';
 import { mergeResources } from '../lib/container/update';
@@ -248,6 +249,20 @@ t.test('the init is in every cgroup of its container, however it got there, and 
     t.ok(inside.length >= lines.length, `${what}: the container sees its hierarchies`);
     t.same(inside.filter((l) => !l.endsWith(':/')), [], `${what}: its cgroup namespace's root is its own cgroup`);
   }
+});
+
+t.test('library: the init a zygote worker forks itself (no stage 1) is in every cgroup of its container', { skip: realSkip }, async (t) => {
+  const rt = testRuntime(t);
+  const b = makeBundle(t, ['cat', '/proc/self/cgroup']);
+  const id = uniqueId('cglib');
+  const rec = await rt.create(id, { bundle: b.dir, stdio: 'ignore' });
+  const lines = readFileSync(`/proc/${rec.pid}/cgroup`, 'utf8').trim().split('\n');
+  t.same(lines.filter((l) => !l.endsWith(`/koci-${id}`)), [], "every hierarchy's cgroup is the container's");
+  await rt.delete(id, { force: true });
+  const r = await rt.run(uniqueId('cglib'), { bundle: b.dir, capture: true });
+  t.equal(r.exitCode, 0);
+  const inside = r.stdout!.toString().trim().split('\n');
+  t.same(inside.filter((l) => !l.endsWith(':/')), [], "its cgroup namespace's root is its own cgroup");
 });
 
 // ---- the drivers against fake trees --------------------------------------

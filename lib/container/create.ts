@@ -25,7 +25,7 @@ import { CgroupManager } from '../cgroups/manager';
 import { checkLsm } from '../security/lsm';
 import { keepSeccomp, prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { setupNotify } from '../process/notify';
-import { runStage1 } from '../process/stage1';
+import { cloneInit, runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
 import { loadBundle } from '../spec/load';
 import { refuseUnsupported } from '../spec/unsupported';
@@ -170,10 +170,15 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
     const [p, child] = Channel.pair();
     parent = p;
-    stage1 = libc.fork();
-    if (stage1 === 0) {
-      parent.close();
-      runStage1(plan, child);
+    const direct = cloneInit(plan, p, child);
+    if (direct === undefined) {
+      stage1 = libc.fork();
+      if (stage1 === 0) {
+        parent.close();
+        runStage1(plan, child);
+      }
+    } else {
+      initPid = direct;
     }
     child.close();
     if (cgroup2Fd >= 0) cgroup2Fd = (libc.close(cgroup2Fd), -1);
@@ -183,14 +188,17 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       if (w) stage1 = 0;
       return new SetupError('create', `container init exited before it was ready${w ? ` (stage 1 ${w.exitCode !== null ? `exit status ${w.exitCode}` : `signal ${w.signal}`})` : ''}`);
     };
-    // stage 1: user namespace maps, then the init's PID
-    let msg: Message | null;
-    while ((msg = parent.recv())?.type === 'userns') {
-      writeIdMaps(stage1, config.linux?.uidMappings, config.linux?.gidMappings);
-      parent.send({ type: 'mapped' });
+    let born: { pid: number; inCgroup?: boolean } = { pid: initPid, inCgroup: plan.cgroup2Fd !== undefined };
+    if (stage1) {
+      // stage 1: user namespace maps, then the init's PID
+      let msg: Message | null;
+      while ((msg = parent.recv())?.type === 'userns') {
+        writeIdMaps(stage1, config.linux?.uidMappings, config.linux?.gidMappings);
+        parent.send({ type: 'mapped' });
+      }
+      born = expect(msg, 'init-pid', died, fromWire);
+      initPid = born.pid;
     }
-    const born = expect(msg, 'init-pid', died, fromWire);
-    initPid = born.pid;
     // the init mounts while we add it to the cgroups it was not born in: a cgroup.procs
     // write waits out an RCU grace period (~10 ms on a quiet host)
     parent.send({ type: 'go' });
@@ -203,7 +211,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       throw e;
     }
     parent.send({ type: 'cgroups' });
-    libc.waitpid(stage1);
+    if (stage1) libc.waitpid(stage1);
     stage1 = 0;
     rec.pid = initPid;
     rec.initStartTime = procStat(initPid)?.startTime;

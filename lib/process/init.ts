@@ -22,7 +22,8 @@ import { becomeProcess, createCwd, execProcess } from './become';
 import { attachPty, openPty } from './console';
 import type { InitPlan } from './plan';
 import { expect } from './protocol';
-import { attributeStep } from './step';
+import { attributeStep, closeRuntimeFds } from './step';
+import { joinCgroups } from '../cgroups';
 
 /** like runc: a kernel without keyrings (ENOSYS) is no reason to fail */
 function joinKeyring(name: string): void {
@@ -45,6 +46,11 @@ export function runInit(plan: InitPlan, chan: Channel): never {
   try {
     const { config } = plan;
     const proc = config.process!;
+    if (plan.direct) {
+      // forked by the runtime itself: stage 1's share
+      closeRuntimeFds(plan.runtimeFds);
+      if (plan.selfJoin.length) run('join cgroups', () => joinCgroups(plan.selfJoin));
+    }
     expect(chan.recv(), 'go', eof, fromWire);
     run('setsid', () => libc.setsid());
     // a session keyring of its own, so the container cannot read the host session's keys

@@ -27,6 +27,8 @@ export interface InitPlan {
    * cgroup.procs write; the runtime adds the init to whatever it was not born in while it mounts, then says `cgroups`
    */
   cgroup2Fd?: number;
+  /** forked by the runtime itself (stage1.ts, cloneInit): the init does stage 1's share of the work */
+  direct?: boolean;
 }
 
 /** exec: what the forked children need to join a running container and become one more of its processes */

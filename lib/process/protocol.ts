@@ -27,6 +27,10 @@
  *      |  state: created, exit                                    | block on exec.fifo (start)
  *                                                                 | startContainer hooks, execve
  *
+ * A single-threaded runtime (a zygote worker) may fork the init itself, in
+ * its new namespaces, without stage 1 (stage1.ts, cloneInit): then the
+ * exchange starts at `go`.
+ *
  * Any child may send `error` instead of its next message and _exit(1).
  */
 import type { WireError } from '../errors';

@@ -5,23 +5,53 @@
  * the first child after unshare(CLONE_NEWPID). Then it exits.
  * Synchronous code only; ends in _exit.
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { fromWire } from '../errors';
 import { joinCgroups } from '../cgroups';
-import { failChild, forkContainerProcess } from './step';
+import { closeRuntimeFds, failChild, forkContainerProcess } from './step';
 import { timeOffsetsText } from '../namespaces';
 import type { Channel } from './channel';
 import { runInit } from './init';
 import type { InitPlan } from './plan';
 import { expect } from './protocol';
 
+/**
+ * Without stage 1: a single-threaded runtime (a zygote worker) whose
+ * container needs no user or time namespace and joins none by path forks the
+ * init itself with clone3, born in its new namespaces (PID 1 of the new PID
+ * namespace) and its cgroup2 cgroup: one fork of a Node process less per
+ * container. The init then does stage 1's share (closes the runtime's fds,
+ * joins the v1 cgroups). Undefined when that does not apply or the kernel
+ * refuses (the caller goes through stage 1).
+ */
+export function cloneInit(plan: InitPlan, parent: Channel, child: Channel): number | undefined {
+  if (plan.ns.newUser || plan.ns.newTime || plan.ns.join.length) return undefined;
+  // raw clone3 only from a single thread: the CLI's Node has others, so it keeps stage 1
+  if (process.env.KOCI_TEST_NO_CLONE3 === '1' || readdirSync('/proc/self/task').length !== 1) return undefined;
+  const dumpable = libc.prctl(C.PR_GET_DUMPABLE, 0);
+  // born non-dumpable, as stage 1's child (step.ts)
+  if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
+  let pid: number | undefined;
+  try {
+    pid = libc.clone3Fork(plan.ns.unshareFlags, plan.cgroup2Fd);
+  } catch {
+    /* an older kernel, a seccomp filter around koci: through stage 1 */
+  }
+  if (pid === 0) {
+    parent.close();
+    runInit({ ...plan, direct: true }, child);
+  }
+  libc.prctl(C.PR_SET_DUMPABLE, dumpable);
+  return pid;
+}
+
 export function runStage1(plan: InitPlan, chan: Channel): never {
   let step = 'stage 1';
   try {
     libc.prctl(C.PR_SET_PDEATHSIG, 9); // the runtime died: stop building a container nobody will own
-    for (const fd of plan.runtimeFds) libc.close(fd);
+    closeRuntimeFds(plan.runtimeFds);
     if (plan.selfJoin.length) {
       step = 'join cgroups';
       joinCgroups(plan.selfJoin);

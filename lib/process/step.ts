@@ -15,6 +15,11 @@ export function attributeStep(e: unknown, step: string): Error {
   return new SetupError(step, e instanceof Error ? e.message : String(e));
 }
 
+/** a forked child's first act: close the runtime's fds it must not hold (the state lock: flock follows the open file) */
+export function closeRuntimeFds(fds: number[]): void {
+  for (const fd of fds) libc.close(fd);
+}
+
 /** a forked child's last act on failure: report the error, typed and attributed, to the runtime and _exit(1) */
 export function failChild(chan: Channel, e: unknown, step: string): never {
   try {
@@ -42,7 +47,7 @@ export function forkContainerProcess(chan: Channel, child: () => never, cgroupFd
   let refused: unknown;
   if (cgroupFd !== undefined && process.env.KOCI_TEST_NO_CLONE3 !== '1') {
     try {
-      pid = libc.forkIntoCgroup(cgroupFd);
+      pid = libc.clone3Fork(0, cgroupFd);
       inCgroup = true;
     } catch (e) {
       // an older kernel, a seccomp filter around koci, a cgroup we may not enter this way: plain fork
