@@ -64,6 +64,21 @@ t.test('exec joins every namespace of the container, user first, and its cgroups
   t.equal(readFileSync(`/proc/${other}/cgroup`, 'utf8'), readFileSync(`/proc/${pid}/cgroup`, 'utf8'), 'every hierarchy: the init cgroups');
 });
 
+t.test("exec's process is in every cgroup of the container: v1 joined by itself, cgroup2 born there (clone3) or placed by the runtime", { skip }, async (t) => {
+  const koci = kociCli(t);
+  const { id, pid } = running(t, koci);
+  for (const [what, env] of [['clone3', {}], ['without clone3', { KOCI_TEST_NO_CLONE3: '1' }]] as const) {
+    const pidFile = join(tmp(t), 'p');
+    const r = koci(['exec', '-d', '--pid-file', pidFile, id, 'sleep', '30'], { env: { ...process.env, ...env } });
+    t.equal(r.status, 0, `${what}: ${r.stderr}`);
+    const other = Number(readFileSync(pidFile, 'utf8'));
+    t.equal(readFileSync(`/proc/${other}/cgroup`, 'utf8'), readFileSync(`/proc/${pid}/cgroup`, 'utf8'), `${what}: every hierarchy: the init's cgroups`);
+    const inside = koci(['exec', id, 'cat', '/proc/self/cgroup'], { env: { ...process.env, ...env } });
+    t.same(inside.stdout.trim().split('\n').filter((l) => !l.endsWith(':/')), [], `${what}: the container's cgroup namespace sees it at its root`);
+    process.kill(other, 'SIGKILL');
+  }
+});
+
 t.test('exec in a container sharing the host network namespace joins only what the container has', { skip }, async (t) => {
   const koci = kociCli(t);
   const { id } = running(t, koci, (s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'network')));

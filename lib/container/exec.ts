@@ -8,7 +8,8 @@
  */
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { addProcess } from '../cgroups';
+import { join } from 'node:path';
+import { addProcess, selfJoinable } from '../cgroups';
 import { fromWire, IncorrectStatusError, InvalidSpecError, SetupError, UnsupportedError } from '../errors';
 import { planExecJoins } from '../namespaces';
 import { Channel } from '../process/channel';
@@ -99,7 +100,15 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
   let stage1 = 0;
   let pid = 0;
   let parent: Channel | undefined;
+  const cgroupFds: number[] = [];
   try {
+    const leaves = rec.cgroupLeaves ?? [];
+    const v1 = selfJoinable(leaves);
+    const v2 = leaves.filter((l) => !v1.includes(l));
+    for (const l of v1) cgroupFds.push(libc.open(join(l, 'tasks'), C.O_WRONLY | C.O_CLOEXEC));
+    // (not from the container's user namespace, where the kernel refuses CLONE_INTO_CGROUP)
+    const cgroup2Fd = v2.length === 1 && !rec.config.linux?.namespaces?.some((n) => n.type === 'user') ? libc.open(v2[0], C.O_RDONLY | C.arch.O_DIRECTORY | C.O_CLOEXEC) : undefined;
+    if (cgroup2Fd !== undefined) cgroupFds.push(cgroup2Fd);
     const plan: ExecPlan = {
       id,
       join: planExecJoins(rec.config, rec.pid!),
@@ -109,6 +118,8 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
       preserveFds: opts.preserveFds ?? 0,
       seccomp,
       keyring: !rec.noNewKeyring,
+      cgroupTasksFds: cgroupFds.filter((fd) => fd !== cgroup2Fd),
+      cgroup2Fd,
     };
     // stage 2 is orphaned when stage 1 exits: it must come to us, to be waited for
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
@@ -120,11 +131,14 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
       runExecStage1(plan, child);
     }
     child.close();
+    for (const fd of cgroupFds.splice(0)) libc.close(fd);
     const died = () => new SetupError('exec', 'the exec process exited before it was ready');
-    pid = expect(parent.recv(), 'init-pid', died, fromWire).pid;
+    const born = expect(parent.recv(), 'init-pid', died, fromWire);
+    pid = born.pid;
     libc.waitpid(stage1);
     stage1 = 0;
-    addProcess(rec.cgroupLeaves ?? [], pid);
+    // stage 2 joins the v1 cgroups itself; cgroup2's cgroup.procs write waits out an RCU grace period
+    if (!born.inCgroup && v2.length) addProcess(v2, pid);
     parent.send({ type: 'go' });
     let next = parent.recv();
     if (next?.type === 'console') {
@@ -159,6 +173,7 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
     throw e;
   } finally {
     parent?.close();
+    for (const fd of cgroupFds) libc.close(fd);
     releaseSeccomp(seccomp);
   }
 }

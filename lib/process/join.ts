@@ -10,8 +10,9 @@
  *   runtime                  stage 1                    stage 2
  *      | fork -------------->  | setns user, then the rest
  *      |                       | fork ------------------>  |
+ *      |                       | (into cgroup2, clone3)    | join the v1 cgroups
  *      | <--------- init-pid   | _exit(0)                  |
- *      | cgroups, go ------------------------------------> | setsid, keyring
+ *      | cgroup2 unless born there, go ------------------> | setsid, keyring
  *      | <----------------------------- console {fd}       | (terminal only)
  *      | copy the master, go ----------------------------> |
  *      |                                                   | become the process, execve
@@ -69,7 +70,7 @@ export function runExecStage1(plan: ExecPlan, chan: Channel): never {
     // before the runtime moves stage 2 into the container's cgroups; stage 2 inherits it
     applyExecAffinity(plan.process, 'initial', <T>(name: string, fn: () => T): T => ((step = name), fn()));
     step = 'fork';
-    forkContainerProcess(chan, () => runExecStage2(plan, chan));
+    forkContainerProcess(chan, () => runExecStage2(plan, chan), plan.cgroup2Fd);
   } catch (e) {
     failChild(chan, e, step);
   }
@@ -83,7 +84,13 @@ function runExecStage2(plan: ExecPlan, chan: Channel): never {
   };
   try {
     const proc = plan.process;
-    expect(chan.recv(), 'go', eof, fromWire); // the runtime has placed us in the container's cgroups
+    run('join cgroups', () => {
+      for (const fd of plan.cgroupTasksFds) {
+        libc.write(fd, Buffer.from('0'));
+        libc.close(fd);
+      }
+    });
+    expect(chan.recv(), 'go', eof, fromWire); // in all the container's cgroups: cgroup2's too, born there or placed by the runtime
     applyExecAffinity(proc, 'final', run);
     run('setsid', () => libc.setsid());
     if (plan.keyring) {

@@ -45,4 +45,11 @@ export interface ExecPlan {
   seccomp?: SeccompFilter;
   /** join the container's session keyring (unless create had --no-new-keyring) */
   keyring: boolean;
+  /**
+   * the `tasks` files of the container's v1 cgroups, opened by the runtime (host paths mean nothing
+   * after setns): stage 2 writes 0 to each, moving itself without the global lock (cgroups/index.ts)
+   */
+  cgroupTasksFds: number[];
+  /** the container's cgroup2 cgroup: stage 1 forks stage 2 into it where the kernel allows (clone3) */
+  cgroup2Fd?: number;
 }
