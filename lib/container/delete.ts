@@ -27,7 +27,7 @@ export function deleteContainer(store: StateStore, id: string, force = false, wa
     throw e;
   }
   // poststop failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
-  runHooks('poststop', rec.config.hooks, { ...store.ociState(rec), status: 'stopped' }, warn);
+  runHooks('poststop', rec.config.hooks, store.stateAs(rec, 'stopped'), warn);
 }
 
 /** the delete itself, under the container's lock: its record, for the poststop hooks */

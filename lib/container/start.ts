@@ -85,7 +85,7 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
   }
   // poststart failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
   // the state as of the exec: running with its pid, even if the process has already exited
-  const state = { ...store.ociState(rec), status: 'running' as const, pid: rec.pid };
+  const state = store.stateAs(rec, 'running');
   runHooks('poststart', rec.config.hooks, state, warn);
   if (notify) {
     // as runc: start returns once the service inside says READY=1 (or its init is gone)

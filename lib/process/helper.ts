@@ -57,7 +57,7 @@ async function serve(req: HelperRequest): Promise<void> {
     keep: req.keep,
     warn,
     // the state as of the exec: running with its pid, even if the process has already exited
-    onStarted: (rec) => reply({ created: { ...store.ociState(rec), status: 'running', pid: rec.pid }, warnings }),
+    onStarted: (rec) => reply({ created: store.stateAs(rec, 'running'), warnings }),
   }))!;
   reply({ exited: { exitCode: w.exitCode ?? null, signal: w.signal ?? null }, warnings });
 }

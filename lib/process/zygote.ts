@@ -77,7 +77,7 @@ function serve(req: ZygoteRequest, reply: (msg: object) => void): void {
     throw e;
   }
   // the state as of the exec: running with its pid, even if the process has already exited
-  reply({ created: { ...store.ociState(rec), status: 'running', pid: rec.pid }, warnings: take() });
+  reply({ created: store.stateAs(rec, 'running'), warnings: take() });
   // create made this worker the subreaper, so the init is its child now that stage 1 has exited
   const w = libc.waitpid(rec.pid!)!;
   if (!req.keep) deleteContainer(store, rec.id, true, warn);

@@ -3,7 +3,7 @@
  * atomically: temp file + rename), exec.fifo while the container is created,
  * and a lock file that serializes commands on one container.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
@@ -88,7 +88,18 @@ export class StateStore {
   }
 
   remove(id: string): void {
-    rmSync(this.dir(id), { recursive: true, force: true });
+    const dir = this.dir(id);
+    try {
+      // files only (state, lock, fifo, temp files), but for the notify socket's directory: unlinked one by one,
+      // which spares a fresh process loading Node's recursive rm (~1 ms)
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) rmSync(join(dir, e.name), { recursive: true, force: true });
+        else unlinkSync(join(dir, e.name));
+      }
+      rmdirSync(dir);
+    } catch {
+      rmSync(dir, { recursive: true, force: true }); // gone already, or raced: what is left, if anything
+    }
   }
 
   list(): string[] {
@@ -142,7 +153,11 @@ export class StateStore {
 
   /** the OCI state document (runtime-spec runtime.md "State") */
   ociState(rec: ContainerRecord): State {
-    const status = this.status(rec);
+    return this.stateAs(rec, this.status(rec));
+  }
+
+  /** the state document with a status the caller knows (a start that saw the exec, a delete): no liveness or freezer reads */
+  stateAs(rec: ContainerRecord, status: ContainerStatus): State {
     const s: State = { ociVersion: rec.ociVersion, id: rec.id, status, bundle: rec.bundle };
     if (rec.pid !== undefined && status !== 'stopped') s.pid = rec.pid;
     if (rec.annotations && Object.keys(rec.annotations).length) s.annotations = rec.annotations;
