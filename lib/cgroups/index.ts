@@ -62,26 +62,40 @@ export function cgroupDirs(cgroupsPath: string | undefined, id: string): string[
 
 /** create the directories; returns every directory made, outermost first, for removal */
 export function createCgroups(dirs: string[]): string[] {
-  // like runc: never share a cgroup with running processes (another container's, say)
+  // like runc: never share a cgroup with running processes (another container's, say); a missing one has none
   for (const dir of dirs) {
-    const busy = existsSync(dir) ? cgroupPids([dir]) : [];
+    const busy = cgroupPids([dir]);
     if (busy.length) throw new SetupError('cgroup', `${dir} is in use by pid ${busy.slice(0, 3).join(', ')}; choose another linux.cgroupsPath or container ID`, dir);
   }
   const made: string[] = [];
+  const madeNow = (d: string) => {
+    made.push(d);
+    // a new v1 cpuset is empty and refuses tasks until it inherits cpus and mems
+    if (existsSync(join(d, 'cpuset.cpus'))) {
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+        if (!readFileSync(join(d, f), 'utf8').trim()) writeFileSync(join(d, f), readFileSync(join(d, '..', f)));
+      }
+    }
+  };
   try {
     for (const dir of dirs) {
-      const missing: string[] = [];
-      for (let d = dir; !existsSync(d); d = join(d, '..')) missing.unshift(d);
-      for (const d of missing) {
-        mkdirSync(d);
-        made.push(d);
-        // a new v1 cpuset is empty and refuses tasks until it inherits cpus and mems
-        if (existsSync(join(d, 'cpuset.cpus'))) {
-          for (const f of ['cpuset.cpus', 'cpuset.mems']) {
-            if (!readFileSync(join(d, f), 'utf8').trim()) writeFileSync(join(d, f), readFileSync(join(d, '..', f)));
-          }
-        }
+      // usually a new leaf under an existing parent: one mkdir makes it
+      let missing: string[] | undefined;
+      try {
+        mkdirSync(dir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') continue;
+        if (code !== 'ENOENT') throw e;
+        missing = [];
+        for (let d = dir; !existsSync(d); d = join(d, '..')) missing.unshift(d);
       }
+      if (!missing) madeNow(dir);
+      else
+        for (const d of missing) {
+          mkdirSync(d);
+          madeNow(d);
+        }
     }
   } catch (e) {
     // the caller only learns of what was made on success: undo it here
