@@ -91,14 +91,19 @@ function doForkRanges(): { starts: bigint[]; lengths: bigint[] } {
  * Uses glibc's fork (it resets malloc's locks in the child).
  */
 export function fork(): number {
-  const madvise = fn('int madvise(uintptr_t addr, size_t len, int advice)');
   const forkFn = fn('int fork()');
+  adviseDoFork();
+  const pid = forkFn() as number;
+  return check(pid, 'fork');
+}
+
+/** madvise(MADV_DOFORK) over the whole address space, allocating nothing: the caller forks right after (see fork()) */
+function adviseDoFork(): void {
+  const madvise = fn('int madvise(uintptr_t addr, size_t len, int advice)');
   const { starts, lengths } = doForkRanges();
   const n = starts.length;
   const advice = C.MADV_DOFORK;
   for (let i = 0; i < n; i++) madvise(starts[i], lengths[i], advice); // ENOMEM for holes is expected
-  const pid = forkFn() as number;
-  return check(pid, 'fork');
 }
 
 /**
@@ -122,12 +127,8 @@ export function clone3Fork(nsFlags: number, cgroupFd?: number): number {
   args.writeBigUInt64LE(BigInt(nsFlags) | (cgroupFd === undefined ? 0n : C.CLONE_INTO_CGROUP), 0);
   args.writeBigUInt64LE(BigInt(C.SIGCHLD), 32);
   if (cgroupFd !== undefined) args.writeBigUInt64LE(BigInt(cgroupFd), 80);
-  const madvise = fn('int madvise(uintptr_t addr, size_t len, int advice)');
-  const { starts, lengths } = doForkRanges();
-  const n = starts.length;
-  const advice = C.MADV_DOFORK;
   const nr = C.arch.SYS_clone3;
-  for (let i = 0; i < n; i++) madvise(starts[i], lengths[i], advice);
+  adviseDoFork();
   const pid = Number(clone3(nr, 'void *', args, 'size_t', 88));
   return check(pid, 'clone3');
 }

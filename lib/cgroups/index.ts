@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { CgroupError, SetupError } from '../errors';
 import { sleepSync } from '../sleep';
@@ -120,15 +121,25 @@ export function addProcess(dirs: string[], pid: number): void {
  * into v1 cgroups by writing 0 to `tasks`: a thread moving itself skips the
  * global threadgroup lock, whose writer waits out an RCU grace period (up to
  * ~10 ms when no other cgroup write came just before). cgroup2 has no such
- * path: its cgroup.procs always takes the lock (see selfJoinable).
+ * path: its cgroup.procs always takes the lock (see leavesByVersion).
  */
 export function joinCgroups(dirs: string[]): void {
   for (const d of dirs) writeFileSync(join(d, 'tasks'), '0');
 }
 
-/** the leaves a forked stage can join itself without the global lock: the v1 ones (they have `tasks`) */
-export function selfJoinable(dirs: string[]): string[] {
-  return dirs.filter((d) => existsSync(join(d, 'tasks')));
+/**
+ * A container's leaves by how a new process gets into them without the global lock: the v1 ones it
+ * moves itself into (they have `tasks`, see joinCgroups), and the cgroup2 one (at most one: a pure v2
+ * host's, or a hybrid host's unified hierarchy) it can be born in (openCgroup2, clone3)
+ */
+export function leavesByVersion(dirs: string[]): { v1: string[]; v2: string[] } {
+  const v1 = dirs.filter((d) => existsSync(join(d, 'tasks')));
+  return { v1, v2: dirs.filter((d) => !v1.includes(d)) };
+}
+
+/** an fd of a cgroup2 directory, for clone3's CLONE_INTO_CGROUP (an O_PATH fd would not do) */
+export function openCgroup2(dir: string): number {
+  return libc.open(dir, C.O_RDONLY | C.arch.O_DIRECTORY | C.O_CLOEXEC);
 }
 
 /** whether the forked stage before the init may join the cgroups: pids.max must leave room for it beside the init */

@@ -9,7 +9,7 @@ import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { addProcess, cgroupDirs, createCgroups, destroyCgroups, selfJoinable, stageMayJoin } from '../cgroups';
+import { addProcess, cgroupDirs, createCgroups, destroyCgroups, leavesByVersion, openCgroup2, stageMayJoin } from '../cgroups';
 import { applyOomScoreAdj } from '../process/credentials';
 import { CreateError, fromWire, SetupError, SyscallError, UnsupportedError } from '../errors';
 import { runHooks } from '../hooks';
@@ -156,14 +156,10 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     // linux.resources, checked in full and written before the init joins
     CgroupManager.forLeaves(leaves).apply(config.linux?.resources);
 
-    const v1 = selfJoinable(leaves);
-    const v2 = leaves.filter((l) => !v1.includes(l));
-    // (one cgroup2 hierarchy at most: a pure v2 host's, or a hybrid host's unified one). Not from a
-    // user namespace or a joined cgroup namespace: the kernel refuses CLONE_INTO_CGROUP there, and
-    // it refuses after it gave the child a PID, which leaves a new PID namespace unable to fork again
-    if (v2.length === 1 && !ns.newUser && !ns.join.some((j) => j.type === 'user' || j.type === 'cgroup')) {
-      cgroup2Fd = libc.open(v2[0], C.O_RDONLY | C.arch.O_DIRECTORY | C.O_CLOEXEC);
-    }
+    const { v1, v2 } = leavesByVersion(leaves);
+    // not from a user namespace or a joined cgroup namespace: the kernel refuses CLONE_INTO_CGROUP there,
+    // and it refuses after it gave the child a PID, which leaves a new PID namespace unable to fork again
+    if (v2.length === 1 && !ns.newUser && !ns.join.some((j) => j.type === 'user' || j.type === 'cgroup')) cgroup2Fd = openCgroup2(v2[0]);
     const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, selfJoin: stageMayJoin(config.linux?.resources) ? v1 : [], cgroup2Fd: cgroup2Fd >= 0 ? cgroup2Fd : undefined };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
@@ -188,7 +184,8 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       if (w) stage1 = 0;
       return new SetupError('create', `container init exited before it was ready${w ? ` (stage 1 ${w.exitCode !== null ? `exit status ${w.exitCode}` : `signal ${w.signal}`})` : ''}`);
     };
-    let born: { pid: number; inCgroup?: boolean } = { pid: initPid, inCgroup: plan.cgroup2Fd !== undefined };
+    // forked directly, the init was born in cgroup2 when it was asked to be
+    let inCgroup2 = plan.cgroup2Fd !== undefined;
     if (stage1) {
       // stage 1: user namespace maps, then the init's PID
       let msg: Message | null;
@@ -196,13 +193,14 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
         writeIdMaps(stage1, config.linux?.uidMappings, config.linux?.gidMappings);
         parent.send({ type: 'mapped' });
       }
-      born = expect(msg, 'init-pid', died, fromWire);
+      const born = expect(msg, 'init-pid', died, fromWire);
       initPid = born.pid;
+      inCgroup2 = born.inCgroup === true;
     }
     // the init mounts while we add it to the cgroups it was not born in: a cgroup.procs
     // write waits out an RCU grace period (~10 ms on a quiet host)
     parent.send({ type: 'go' });
-    const rest = leaves.filter((l) => !plan.selfJoin.includes(l) && !(born.inCgroup && v2.includes(l)));
+    const rest = leaves.filter((l) => !plan.selfJoin.includes(l) && !(inCgroup2 && v2.includes(l)));
     try {
       if (rest.length) addProcess(rest, initPid);
     } catch (e) {

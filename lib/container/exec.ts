@@ -9,7 +9,7 @@
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { join } from 'node:path';
-import { addProcess, selfJoinable } from '../cgroups';
+import { addProcess, leavesByVersion, openCgroup2 } from '../cgroups';
 import { fromWire, IncorrectStatusError, InvalidSpecError, SetupError, UnsupportedError } from '../errors';
 import { planExecJoins } from '../namespaces';
 import { Channel } from '../process/channel';
@@ -100,15 +100,19 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
   let stage1 = 0;
   let pid = 0;
   let parent: Channel | undefined;
-  const cgroupFds: number[] = [];
+  // the container's cgroups as fds, opened here (stage 1 leaves the host's paths behind with setns)
+  const tasksFds: number[] = [];
+  let cgroup2Fd: number | undefined;
+  const closeCgroupFds = () => {
+    for (const fd of tasksFds.splice(0)) libc.close(fd);
+    if (cgroup2Fd !== undefined) libc.close(cgroup2Fd);
+    cgroup2Fd = undefined;
+  };
   try {
-    const leaves = rec.cgroupLeaves ?? [];
-    const v1 = selfJoinable(leaves);
-    const v2 = leaves.filter((l) => !v1.includes(l));
-    for (const l of v1) cgroupFds.push(libc.open(join(l, 'tasks'), C.O_WRONLY | C.O_CLOEXEC));
-    // (not from the container's user namespace, where the kernel refuses CLONE_INTO_CGROUP)
-    const cgroup2Fd = v2.length === 1 && !rec.config.linux?.namespaces?.some((n) => n.type === 'user') ? libc.open(v2[0], C.O_RDONLY | C.arch.O_DIRECTORY | C.O_CLOEXEC) : undefined;
-    if (cgroup2Fd !== undefined) cgroupFds.push(cgroup2Fd);
+    const { v1, v2 } = leavesByVersion(rec.cgroupLeaves ?? []);
+    for (const l of v1) tasksFds.push(libc.open(join(l, 'tasks'), C.O_WRONLY | C.O_CLOEXEC));
+    // not from the container's user namespace, where the kernel refuses CLONE_INTO_CGROUP
+    if (v2.length === 1 && !rec.config.linux?.namespaces?.some((n) => n.type === 'user')) cgroup2Fd = openCgroup2(v2[0]);
     const plan: ExecPlan = {
       id,
       join: planExecJoins(rec.config, rec.pid!),
@@ -118,7 +122,7 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
       preserveFds: opts.preserveFds ?? 0,
       seccomp,
       keyring: !rec.noNewKeyring,
-      cgroupTasksFds: cgroupFds.filter((fd) => fd !== cgroup2Fd),
+      cgroupTasksFds: [...tasksFds],
       cgroup2Fd,
     };
     // stage 2 is orphaned when stage 1 exits: it must come to us, to be waited for
@@ -131,7 +135,7 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
       runExecStage1(plan, child);
     }
     child.close();
-    for (const fd of cgroupFds.splice(0)) libc.close(fd);
+    closeCgroupFds();
     const died = () => new SetupError('exec', 'the exec process exited before it was ready');
     const born = expect(parent.recv(), 'init-pid', died, fromWire);
     pid = born.pid;
@@ -173,7 +177,7 @@ export function execInContainer(store: StateStore, id: string, opts: ExecOptions
     throw e;
   } finally {
     parent?.close();
-    for (const fd of cgroupFds) libc.close(fd);
+    closeCgroupFds();
     releaseSeccomp(seccomp);
   }
 }

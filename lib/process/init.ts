@@ -69,7 +69,7 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('private rootfs parent', () => privatizeRootfsParent(plan.rootfs));
     run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
     const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths: new Map(), newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
-    // In all our cgroups only once the runtime says so (it adds us to the v2 ones while we mount):
+    // In all our cgroups only once the runtime says so (it adds us, while we mount, to those we were not born in):
     // needed before a cgroup namespace (its root is our cgroup then), a cgroup mount, or any fork
     let inCgroups = false;
     const enterCgroups = () => {

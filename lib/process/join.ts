@@ -67,7 +67,7 @@ export function runExecStage1(plan: ExecPlan, chan: Channel): never {
         }
       }
     }
-    // before the runtime moves stage 2 into the container's cgroups; stage 2 inherits it
+    // before stage 2 enters the container's cgroups (a cpuset narrows it); stage 2 inherits it
     applyExecAffinity(plan.process, 'initial', <T>(name: string, fn: () => T): T => ((step = name), fn()));
     step = 'fork';
     forkContainerProcess(chan, () => runExecStage2(plan, chan), plan.cgroup2Fd);

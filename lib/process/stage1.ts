@@ -10,7 +10,7 @@ import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
 import { fromWire } from '../errors';
 import { joinCgroups } from '../cgroups';
-import { closeRuntimeFds, failChild, forkContainerProcess } from './step';
+import { closeRuntimeFds, failChild, forkContainerProcess, forkNonDumpable, tryClone3 } from './step';
 import { timeOffsetsText } from '../namespaces';
 import type { Channel } from './channel';
 import { runInit } from './init';
@@ -29,22 +29,16 @@ import { expect } from './protocol';
 export function cloneInit(plan: InitPlan, parent: Channel, child: Channel): number | undefined {
   if (plan.ns.newUser || plan.ns.newTime || plan.ns.join.length) return undefined;
   // raw clone3 only from a single thread: the CLI's Node has others, so it keeps stage 1
-  if (process.env.KOCI_TEST_NO_CLONE3 === '1' || readdirSync('/proc/self/task').length !== 1) return undefined;
+  if (readdirSync('/proc/self/task').length !== 1) return undefined;
   const dumpable = libc.prctl(C.PR_GET_DUMPABLE, 0);
-  // born non-dumpable, as stage 1's child (step.ts)
-  if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
-  let pid: number | undefined;
-  try {
-    pid = libc.clone3Fork(plan.ns.unshareFlags, plan.cgroup2Fd);
-  } catch {
-    /* an older kernel, a seccomp filter around koci: through stage 1 */
-  }
-  if (pid === 0) {
+  forkNonDumpable(); // as stage 1's child
+  const r = tryClone3(plan.ns.unshareFlags, plan.cgroup2Fd);
+  if ('pid' in r && r.pid === 0) {
     parent.close();
     runInit({ ...plan, direct: true }, child);
   }
   libc.prctl(C.PR_SET_DUMPABLE, dumpable);
-  return pid;
+  return 'pid' in r ? r.pid : undefined; // refused: through stage 1
 }
 
 export function runStage1(plan: InitPlan, chan: Channel): never {

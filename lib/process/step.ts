@@ -15,6 +15,26 @@ export function attributeStep(e: unknown, step: string): Error {
   return new SetupError(step, e instanceof Error ? e.message : String(e));
 }
 
+/**
+ * clone3Fork as koci's forking stages use it: the pid (0 in the child), or
+ * why not (an older kernel, a seccomp filter around koci, a cgroup the kernel
+ * will not let us enter this way). KOCI_TEST_NO_CLONE3=1 takes the path such
+ * a kernel takes, for the tests.
+ */
+export function tryClone3(nsFlags: number, cgroupFd?: number): { pid: number } | { refused: unknown } {
+  if (process.env.KOCI_TEST_NO_CLONE3 === '1') return { refused: undefined }; // not asked: no refusal to report
+  try {
+    return { pid: libc.clone3Fork(nsFlags, cgroupFd) };
+  } catch (e) {
+    return { refused: e };
+  }
+}
+
+/** the process forked next is born non-dumpable (see forkContainerProcess) */
+export function forkNonDumpable(): void {
+  if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
+}
+
 /** a forked child's first act: close the runtime's fds it must not hold (the state lock: flock follows the open file) */
 export function closeRuntimeFds(fds: number[]): void {
   for (const fd of fds) libc.close(fd);
@@ -41,26 +61,20 @@ export function failChild(chan: Channel, e: unknown, step: string): never {
  * whether it still has to add the child there.
  */
 export function forkContainerProcess(chan: Channel, child: () => never, cgroupFd?: number): never {
-  if (process.env.KOCI_TEST_UNSAFE_DUMPABLE !== '1') libc.prctl(C.PR_SET_DUMPABLE, 0);
-  let pid: number | undefined;
-  let inCgroup = false;
-  let refused: unknown;
-  if (cgroupFd !== undefined && process.env.KOCI_TEST_NO_CLONE3 !== '1') {
+  forkNonDumpable();
+  const into = cgroupFd === undefined ? { refused: undefined } : tryClone3(0, cgroupFd);
+  let pid: number;
+  if ('pid' in into) pid = into.pid;
+  else {
+    // a plain fork, and the runtime adds the child
     try {
-      pid = libc.clone3Fork(0, cgroupFd);
-      inCgroup = true;
+      pid = libc.fork();
     } catch (e) {
-      // an older kernel, a seccomp filter around koci, a cgroup we may not enter this way: plain fork
-      refused = e;
+      // a refusal that came after the kernel gave the child a PID leaves a new PID namespace unable to fork: say why
+      throw into.refused ?? e;
     }
   }
-  try {
-    pid ??= libc.fork();
-  } catch (e) {
-    // a refusal that came after the kernel gave the child a PID leaves a new PID namespace unable to fork: say why
-    throw refused ?? e;
-  }
   if (pid === 0) child();
-  chan.send({ type: 'init-pid', pid, inCgroup });
+  chan.send({ type: 'init-pid', pid, inCgroup: 'pid' in into });
   libc._exit(0);
 }

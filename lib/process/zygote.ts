@@ -18,7 +18,7 @@
  * JSON-line replies on the reply pipe and _exits. EOF on the control socket (the host closed it or exited) ends the
  * spare and then the zygote; workers never depend on it.
  */
-import { readSync, rmSync, writeSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import { constants as os } from 'node:os';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
@@ -168,8 +168,6 @@ function learn(): void {
 function warm(): void {
   const spec = defaultSpec({ seccomp: true });
   validateConfig(spec);
-  // Node loads its rm implementation on first use: every delete would load it again (a path that cannot exist)
-  rmSync('/proc/self/koci-zygote-warm', { recursive: true, force: true });
   try {
     releaseSeccomp(prepareSeccomp(spec.linux?.seccomp));
   } catch {
