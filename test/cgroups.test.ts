@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { kociCli, makeBundle, rootSkipReason, stateOf, uniqueId, type Koci } from './helpers/fixtures';
+import { leftovers } from './helpers/leftovers';
 import { testRuntime } from './helpers/runtime';
+import { PR_SET_CHILD_SUBREAPER } from '../dist/bindings/constants';
+import { prctl } from '../dist/bindings/libc';
 import { CgroupManager } from '../lib/cgroups/manager';
 import { blkioToIoWeight, sharesToWeight } from '../lib/cgroups/v2';
 import { mergeResources } from '../lib/container/update';
@@ -263,6 +266,44 @@ t.test('library: the init a zygote worker forks itself (no stage 1) is in every 
   t.equal(r.exitCode, 0);
   const inside = r.stdout!.toString().trim().split('\n');
   t.same(inside.filter((l) => !l.endsWith(':/')), [], "its cgroup namespace's root is its own cgroup");
+});
+
+/** this process's children (the zygote, and any orphan of its descendants while we are their subreaper) */
+function children(): string[] {
+  return readdirSync('/proc').filter((p) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      return /^\d+$/.test(p) && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+    } catch {
+      return false;
+    }
+  });
+}
+
+t.test('library: refusals once the init may be forked (it mounts while its cgroups are made) leave nothing behind', { skip: realSkip }, async (t) => {
+  const rt = testRuntime(t);
+  // orphans of our descendants come to us while this runs: an init the worker failed to end would be our child
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  t.teardown(() => void prctl(PR_SET_CHILD_SUBREAPER, 0));
+  const ok = makeBundle(t, ['true']);
+  t.equal((await rt.run(uniqueId('cgok'), { bundle: ok.dir, stdio: 'ignore' })).exitCode, 0, 'the zygote is up');
+  const cases: Array<[(s: Spec) => void, RegExp, string]> = [[(s) => (s.linux!.resources!.memory = { limit: 33554432, swappiness: 400 }), /swappiness: (must be 0\.\.100|per-cgroup swappiness does not exist)/, 'bad swappiness']];
+  if (!PURE_V2) cases.push([(s) => (s.linux!.resources!.unified = { 'memory.high': '1000000' }), /unified: cgroup v2 keys need a pure cgroup v2 host/, 'unified on v1']);
+  for (const [edit, message, what] of cases) {
+    const b = makeBundle(t, ['true'], edit);
+    const before = leftovers(rt.root!, [b.dir]);
+    const kids = children();
+    await t.rejects(rt.create(uniqueId('cgno'), { bundle: b.dir, stdio: 'ignore' }), { message }, `${what}: refused`);
+    t.same(leftovers(rt.root!, [b.dir]), before, `${what}: no state, cgroup, mount or process left`);
+    t.same(children(), kids, `${what}: the init was ended and reaped (no orphan came to us)`);
+  }
+  // the same ID under another state root maps to the same cgroups: refused before any is made or emptied
+  const other = testRuntime(t);
+  const id = uniqueId('cgno');
+  t.equal((await other.create(id, { bundle: ok.dir, stdio: 'ignore' })).status, 'created');
+  await t.rejects(rt.create(id, { bundle: ok.dir, stdio: 'ignore' }), { message: /cgroup: .*is in use by pid \d+/ }, 'a cgroup in use: refused');
+  t.equal((await other.state(id)).status, 'created', 'the container using it is untouched');
+  t.same(await rt.list(), [], 'nothing left by the refused create');
 });
 
 // ---- the drivers against fake trees --------------------------------------

@@ -62,8 +62,8 @@ export function deviceTarget(leaves: readonly string[], mounts: Hierarchy[] = hi
 }
 
 /** create: the rules onto the container's cgroup before the init joins it */
-export function applyDeviceRules(leaves: readonly string[], rules: readonly LinuxDeviceCgroup[]): void {
-  const target = deviceTarget(leaves);
+export function applyDeviceRules(leaves: readonly string[], rules: readonly LinuxDeviceCgroup[], mounts: Hierarchy[] = hierarchies()): void {
+  const target = deviceTarget(leaves, mounts);
   if (target?.version === 1) applyDeviceRulesV1(target.dir, rules);
   else if (target) attachDeviceProgram(target.dir, compileDeviceProgram(rules));
 }

@@ -46,7 +46,7 @@ function ownCgroups(): Map<string, string> {
 }
 
 /** the directories (one per hierarchy) a container with this cgroupsPath lives in */
-export function cgroupDirs(cgroupsPath: string | undefined, id: string): string[] {
+export function cgroupDirs(cgroupsPath: string | undefined, id: string, mounts: Hierarchy[] = hierarchies()): string[] {
   if (cgroupsPath !== undefined && !cgroupsPath.startsWith('/') && /^[^/:]*:[^/:]*:[^/:]*$/.test(cgroupsPath)) {
     throw new CgroupError('linux.cgroupsPath', `${JSON.stringify(cgroupsPath)} is the systemd "slice:prefix:name" form, which needs a systemd cgroup driver; koci has none: use an absolute or relative path`);
   }
@@ -55,19 +55,28 @@ export function cgroupDirs(cgroupsPath: string | undefined, id: string): string[
   }
   const own = ownCgroups();
   const rel = cgroupsPath ?? `koci-${id}`;
-  return hierarchies().map((h) => {
+  return mounts.map((h) => {
     const base = rel.startsWith('/') ? '' : (own.get(h.key) ?? '/');
     return join(h.mountpoint, base, rel);
   });
 }
 
-/** create the directories; returns every directory made, outermost first, for removal */
-export function createCgroups(dirs: string[]): string[] {
-  // like runc: never share a cgroup with running processes (another container's, say); a missing one has none
+/** which of cgroupDirs' directories are in a cgroup2 hierarchy (at most one), known before they exist */
+export function cgroup2Dirs(dirs: readonly string[], mounts: Hierarchy[]): string[] {
+  const roots = mounts.filter((h) => h.key === '').map((h) => h.mountpoint);
+  return dirs.filter((d) => roots.some((r) => d === r || d.startsWith(`${r}/`)));
+}
+
+/** like runc: never share a cgroup with running processes (another container's, say); a missing one has none */
+export function refuseBusyCgroups(dirs: string[]): void {
   for (const dir of dirs) {
     const busy = cgroupPids([dir]);
     if (busy.length) throw new SetupError('cgroup', `${dir} is in use by pid ${busy.slice(0, 3).join(', ')}; choose another linux.cgroupsPath or container ID`, dir);
   }
+}
+
+/** create the directories (refuseBusyCgroups first); returns every directory made, outermost first, for removal */
+export function createCgroups(dirs: string[]): string[] {
   const made: string[] = [];
   const madeNow = (d: string) => {
     made.push(d);

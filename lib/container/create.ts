@@ -9,7 +9,7 @@ import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as C from '../../bindings/constants';
 import * as libc from '../../bindings/libc';
-import { addProcess, cgroupDirs, createCgroups, destroyCgroups, leavesByVersion, openCgroup2, stageMayJoin } from '../cgroups';
+import { addProcess, cgroup2Dirs, cgroupDirs, createCgroups, destroyCgroups, hierarchies, openCgroup2, refuseBusyCgroups, stageMayJoin } from '../cgroups';
 import { applyOomScoreAdj } from '../process/credentials';
 import { CreateError, fromWire, SetupError, SyscallError, UnsupportedError } from '../errors';
 import { runHooks } from '../hooks';
@@ -25,7 +25,7 @@ import { CgroupManager } from '../cgroups/manager';
 import { checkLsm } from '../security/lsm';
 import { keepSeccomp, prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { setupNotify } from '../process/notify';
-import { cloneInit, runStage1 } from '../process/stage1';
+import { cloneInit, mayCloneInit, runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
 import { loadBundle } from '../spec/load';
 import { refuseUnsupported } from '../spec/unsupported';
@@ -135,7 +135,6 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       notify: notifyDir ? { dir: notifyDir, target: opts.notifySocket! } : undefined,
       config,
     };
-    store.write(rec);
     const fifo = store.fifoPath(opts.id);
     libc.mkfifo(fifo, 0o622);
     // mkfifo obeys the umask (0o600 under 022): the init may run as a uid other
@@ -143,20 +142,38 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     chmodSync(fifo, 0o622);
     fifoFd = libc.open(fifo, C.O_PATH | C.O_CLOEXEC);
 
-    const leaves = cgroupDirs(config.linux?.cgroupsPath, opts.id);
-    const made = createCgroups(leaves);
+    const mounts = hierarchies();
+    const leaves = cgroupDirs(config.linux?.cgroupsPath, opts.id, mounts);
+    const v2 = cgroup2Dirs(leaves, mounts);
+    const v1 = leaves.filter((l) => !v2.includes(l));
+    // all of them before any is made: the cleanup below ends whatever runs in them
+    refuseBusyCgroups(leaves);
+    const made: string[] = [];
     rec.cgroupLeaves = leaves;
     rec.cgroupPaths = made;
     cleanups.push(() => {
       const errors = destroyCgroups(made, leaves);
       if (errors.length) throw errors[0];
     });
-    // before the init joins: it must never hold a device outside the rules
-    applyDeviceRules(leaves, deviceRules(config));
-    // linux.resources, checked in full and written before the init joins
-    CgroupManager.forLeaves(leaves).apply(config.linux?.resources);
-
-    const { v1, v2 } = leavesByVersion(leaves);
+    let unmade = leaves;
+    const makeCgroups = (dirs: string[]) => {
+      made.push(...createCgroups(dirs));
+      unmade = unmade.filter((d) => !dirs.includes(d));
+    };
+    let ready = false;
+    // every cgroup made, with its device rules and linux.resources (checked in full): before the init joins,
+    // or (forked directly) before it is told it has, creates a device or forks
+    const readyCgroups = () => {
+      if (ready) return;
+      makeCgroups(unmade);
+      applyDeviceRules(leaves, deviceRules(config), mounts);
+      CgroupManager.forLeaves(leaves, mounts).apply(config.linux?.resources);
+      ready = true;
+    };
+    // forked directly, the init mounts while we make its cgroups; only the cgroup2 one it is born in comes first
+    const early = mayCloneInit(ns);
+    if (early) makeCgroups(v2);
+    else readyCgroups();
     // not from a user namespace or a joined cgroup namespace: the kernel refuses CLONE_INTO_CGROUP there,
     // and it refuses after it gave the child a PID, which leaves a new PID namespace unable to fork again
     if (v2.length === 1 && !ns.newUser && !ns.join.some((j) => j.type === 'user' || j.type === 'cgroup')) cgroup2Fd = openCgroup2(v2[0]);
@@ -166,8 +183,9 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
     const [p, child] = Channel.pair();
     parent = p;
-    const direct = cloneInit(plan, p, child);
+    const direct = early ? cloneInit(plan, p, child) : undefined;
     if (direct === undefined) {
+      readyCgroups(); // stage 1 joins them first thing
       stage1 = libc.fork();
       if (stage1 === 0) {
         parent.close();
@@ -197,9 +215,13 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       initPid = born.pid;
       inCgroup2 = born.inCgroup === true;
     }
-    // the init mounts while we add it to the cgroups it was not born in: a cgroup.procs
-    // write waits out an RCU grace period (~10 ms on a quiet host)
+    // the init mounts while we make its cgroups (forked directly) and add it to those it was not born in,
+    // nor joins itself: a cgroup.procs write waits out an RCU grace period (~10 ms on a quiet host)
     parent.send({ type: 'go' });
+    readyCgroups();
+    rec.pid = initPid;
+    rec.initStartTime = procStat(initPid)?.startTime;
+    store.write(rec);
     const rest = leaves.filter((l) => !plan.selfJoin.includes(l) && !(inCgroup2 && v2.includes(l)));
     try {
       if (rest.length) addProcess(rest, initPid);
@@ -211,9 +233,6 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     parent.send({ type: 'cgroups' });
     if (stage1) libc.waitpid(stage1);
     stage1 = 0;
-    rec.pid = initPid;
-    rec.initStartTime = procStat(initPid)?.startTime;
-    store.write(rec);
     // oom_score_adj before the process runs; the init is non-dumpable, so we write it
     applyOomScoreAdj(initPid, config.process?.oomScoreAdj);
 

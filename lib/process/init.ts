@@ -36,6 +36,9 @@ function joinKeyring(name: string): void {
 
 const eof = () => new Error('runtime went away');
 
+/** filesystems whose mount opens no device node: they may be mounted before the device rules apply to us */
+const DEVICELESS = new Set(['proc', 'sysfs', 'tmpfs', 'devpts', 'mqueue', 'bind']);
+
 export function runInit(plan: InitPlan, chan: Channel): never {
   let step = 'init';
   let startFd = -1;
@@ -46,11 +49,8 @@ export function runInit(plan: InitPlan, chan: Channel): never {
   try {
     const { config } = plan;
     const proc = config.process!;
-    if (plan.direct) {
-      // forked by the runtime itself: stage 1's share
-      closeRuntimeFds(plan.runtimeFds);
-      if (plan.selfJoin.length) run('join cgroups', () => joinCgroups(plan.selfJoin));
-    }
+    // forked by the runtime itself: stage 1's share (and the v1 cgroups, once made: enterCgroups)
+    if (plan.direct) closeRuntimeFds(plan.runtimeFds);
     expect(chan.recv(), 'go', eof, fromWire);
     run('setsid', () => libc.setsid());
     // a session keyring of its own, so the container cannot read the host session's keys
@@ -69,29 +69,30 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('private rootfs parent', () => privatizeRootfsParent(plan.rootfs));
     run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
     const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths: new Map(), newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
-    // In all our cgroups only once the runtime says so (it adds us, while we mount, to those we were not born in):
-    // needed before a cgroup namespace (its root is our cgroup then), a cgroup mount, or any fork
+    // In all our cgroups only once the runtime says so (it adds us, while we mount, to those we were not born in;
+    // forked directly, it makes them meanwhile and we join the v1 ones): needed before a cgroup namespace (its
+    // root is our cgroup then), a cgroup mount, a device node or a mount that may open one, and any fork
     let inCgroups = false;
     const enterCgroups = () => {
       if (inCgroups) return;
       inCgroups = true;
       expect(chan.recv(), 'cgroups', eof, fromWire);
+      if (plan.direct && plan.selfJoin.length) run('join cgroups', () => joinCgroups(plan.selfJoin));
       ctx.cgroupPaths = readOwnCgroups();
       if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
     };
     // (a joined cgroup namespace, like a new one, needs a fresh cgroupfs mount: the
     // host's hierarchy paths mean nothing relative to that namespace's root)
     for (const m of mounts) {
-      if (m.type === 'cgroup' || m.type === 'cgroup2') enterCgroups();
+      if (!DEVICELESS.has(m.type ?? '') && !parseMountOptions(m.options).bind) enterCgroups();
       run(`mount ${m.destination}`, () => mountEntry(m, ctx));
     }
+    enterCgroups();
     const devBound = mounts.some((m) => m.destination === '/dev' && (m.type === 'bind' || parseMountOptions(m.options).bind));
     if (!devBound) {
       run('create devices', () => createDevices(plan.rootfs, config.linux?.devices ?? [], plan.ns.has.has('user')));
       run('create /dev symlinks', () => createDevSymlinks(plan.rootfs, mounts.some((m) => m.destination === '/dev/pts')));
     }
-
-    enterCgroups();
     chan.send({ type: 'hooks' });
     const state = expect(chan.recv(), 'go', eof, fromWire).state as State;
     // runtime-spec runtime.md: for hooks executed in the container namespace, pid is the pid as seen by

@@ -11,7 +11,7 @@ import * as libc from '../../bindings/libc';
 import { fromWire } from '../errors';
 import { joinCgroups } from '../cgroups';
 import { closeRuntimeFds, failChild, forkContainerProcess, forkNonDumpable, tryClone3 } from './step';
-import { timeOffsetsText } from '../namespaces';
+import { type NamespacePlan, timeOffsetsText } from '../namespaces';
 import type { Channel } from './channel';
 import { runInit } from './init';
 import type { InitPlan } from './plan';
@@ -20,16 +20,20 @@ import { expect } from './protocol';
 /**
  * Without stage 1: a single-threaded runtime (a zygote worker) whose
  * container needs no user or time namespace and joins none by path forks the
- * init itself with clone3, born in its new namespaces (PID 1 of the new PID
- * namespace) and its cgroup2 cgroup: one fork of a Node process less per
- * container. The init then does stage 1's share (closes the runtime's fds,
- * joins the v1 cgroups). Undefined when that does not apply or the kernel
- * refuses (the caller goes through stage 1).
+ * init itself with clone3 (cloneInit), born in its new namespaces (PID 1 of
+ * the new PID namespace) and its cgroup2 cgroup: one fork of a Node process
+ * less per container. The init then does stage 1's share (closes the
+ * runtime's fds; joins the v1 cgroups once the runtime says they are ready,
+ * so that it can mount meanwhile).
  */
-export function cloneInit(plan: InitPlan, parent: Channel, child: Channel): number | undefined {
-  if (plan.ns.newUser || plan.ns.newTime || plan.ns.join.length) return undefined;
+export function mayCloneInit(ns: NamespacePlan): boolean {
+  if (ns.newUser || ns.newTime || ns.join.length) return false;
   // raw clone3 only from a single thread: the CLI's Node has others, so it keeps stage 1
-  if (readdirSync('/proc/self/task').length !== 1) return undefined;
+  return readdirSync('/proc/self/task').length === 1;
+}
+
+/** the init forked directly (see mayCloneInit, which the caller asked): its PID, or undefined when the kernel refuses (then through stage 1) */
+export function cloneInit(plan: InitPlan, parent: Channel, child: Channel): number | undefined {
   const dumpable = libc.prctl(C.PR_GET_DUMPABLE, 0);
   forkNonDumpable(); // as stage 1's child
   const r = tryClone3(plan.ns.unshareFlags, plan.cgroup2Fd);
