@@ -250,3 +250,29 @@ t.test('library seccomp: the program compiled once (zygote memo) applies on ever
     await rt.delete(id);
   }
 });
+
+t.test('library trampoline: one sealed memfd in the zygote is every process\'s last hop', { skip }, async (t) => {
+  const rt = runtime(t);
+  const b = makeBundle(t, ['/evil']);
+  // a program whose interpreter is /proc/self/exe gets the trampoline, which runs nothing without koci's argv[0]
+  writeFileSync(join(b.rootfs, 'evil'), '#!/proc/self/exe\n', { mode: 0o755 });
+  for (let i = 0; i < 2; i++) t.equal((await rt.run(uniqueId('ltr'), { bundle: b.dir, stdio: 'ignore' })).exitCode, 127, `run ${i}: the #!/proc/self/exe program execs nothing`);
+  const s = makeBundle(t, ['sleep', '60']);
+  writeFileSync(join(s.rootfs, 'evil'), '#!/proc/self/exe\n', { mode: 0o755 });
+  const id = uniqueId('ltr');
+  await rt.create(id, { bundle: s.dir, stdio: 'ignore' });
+  await rt.start(id);
+  t.equal((await rt.exec(id, { args: ['/evil'], stdio: 'ignore' })).exitCode, 127, 'exec: the same');
+  await rt.delete(id, { force: true });
+  const [zygote] = zygotesOf(process.pid);
+  t.ok(zygote, 'the zygote runs');
+  const kept = readdirSync(`/proc/${zygote}/fd`).filter((fd) => readlinkSync(`/proc/${zygote}/fd/${fd}`).startsWith('/memfd:koci-exec'));
+  t.equal(kept.length, 1, 'it holds one trampoline');
+  let write = 'ok';
+  try {
+    writeFileSync(`/proc/${zygote}/fd/${kept[0]}`, 'x');
+  } catch (e) {
+    write = (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+  t.equal(write, 'EPERM', 'sealed: nobody can write it');
+});

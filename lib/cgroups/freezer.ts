@@ -5,13 +5,14 @@
  * when the freeze has taken hold). On a hybrid host the v1 freezer is used,
  * as runc does; either one being frozen counts as frozen.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KociError } from '../errors';
 import { sleepSync } from '../sleep';
 
 
 function read(path: string): string | undefined {
+  if (!existsSync(path)) return undefined; // most leaves lack most of these files: no exception for each
   try {
     return readFileSync(path, 'utf8');
   } catch {

@@ -70,6 +70,7 @@ export function cgroup2Dirs(dirs: readonly string[], mounts: Hierarchy[]): strin
 /** like runc: never share a cgroup with running processes (another container's, say); a missing one has none */
 export function refuseBusyCgroups(dirs: string[]): void {
   for (const dir of dirs) {
+    if (!existsSync(dir)) continue; // usually: a failed read would cost an exception each
     const busy = cgroupPids([dir]);
     if (busy.length) throw new SetupError('cgroup', `${dir} is in use by pid ${busy.slice(0, 3).join(', ')}; choose another linux.cgroupsPath or container ID`, dir);
   }

@@ -128,6 +128,27 @@ let image: Buffer | undefined;
  * seccomp filter is loaded (memfd_create, write and fcntl would be filtered).
  */
 export function sealedTrampoline(): number {
+  return kept >= 0 ? kept : makeTrampoline();
+}
+
+let kept = -1;
+
+/**
+ * A zygote makes one for all the processes its workers start (~0.4 ms each
+ * otherwise): sealed, its content cannot change, so sharing it shares
+ * nothing a container could use. Above the fds a worker hands on, and
+ * close-on-exec: it ends with each process's exec. Best effort: without
+ * it, each process makes its own (and reports why it cannot).
+ */
+export function keepTrampoline(): void {
+  try {
+    kept = makeTrampoline();
+  } catch {
+    kept = -1;
+  }
+}
+
+function makeTrampoline(): number {
   image ??= trampolineImage();
   let fd: number;
   try {

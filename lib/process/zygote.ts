@@ -34,6 +34,7 @@ import { sleepSync } from '../sleep';
 import { procStat } from '../state/liveness';
 import { StateStore } from '../state/store';
 import { serveExec } from './serve-exec';
+import { keepTrampoline } from './trampoline';
 import { FD_DEV_NULL, ZYGOTE_CTL, ZYGOTE_FDS, type ZygoteRequest } from './zygote-protocol';
 
 /** in the worker: the container's fds onto 0..n-1; nothing else of the zygote's below ZYGOTE_FDS+3 */
@@ -168,6 +169,9 @@ function learn(): void {
 function warm(): void {
   const spec = defaultSpec({ seccomp: true });
   validateConfig(spec);
+  keepTrampoline();
+  // V8 reads the host's time zone at the first Date; koci only writes UTC (ISO) times
+  new Date().toISOString();
   try {
     releaseSeccomp(prepareSeccomp(spec.linux?.seccomp));
   } catch {

@@ -68,10 +68,50 @@ export function openInRoot(rootFd: number, unsafe: string, opts: ResolveOptions 
         throw symlinkRefused(unsafe);
       } else if (!(opts.create && isErrno(e, 'ENOENT'))) {
         throw e;
+      } else {
+        const fd = createLast(rootFd, unsafe, opts, resolve);
+        if (fd >= 0) return fd;
       }
     }
   }
   return walkInRoot(rootFd, unsafe, opts);
+}
+
+/**
+ * The usual case of a missing destination: only its last component is
+ * missing. Its parent is resolved as above, the component is made in it and
+ * opened without following (a symlink swapped in meanwhile is not taken).
+ * -1 when that is not the case: the walk below does the rest.
+ */
+function createLast(rootFd: number, unsafe: string, opts: ResolveOptions, resolve: number): number {
+  const parts = components(unsafe);
+  const last = parts.pop();
+  if (last === undefined || last === '..') return -1;
+  let parent: number;
+  try {
+    parent = libc.openat2(rootFd, parts.join('/') || '.', O_PATH_DIR, 0, resolve);
+  } catch (e) {
+    if (opts.noSymlinks && isErrno(e, 'ELOOP')) throw symlinkRefused(unsafe);
+    if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return -1;
+    throw e;
+  }
+  try {
+    try {
+      if (opts.create === 'file') libc.close(libc.openat(parent, last, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.arch.O_NOFOLLOW | C.O_CLOEXEC, 0o644));
+      else libc.mkdirat(parent, last, opts.mode ?? 0o755);
+    } catch (e) {
+      if (!isErrno(e, 'EEXIST')) throw e; // made meanwhile: checked below
+    }
+    const fd = libc.openat(parent, last, C.O_PATH | C.arch.O_NOFOLLOW | C.O_CLOEXEC);
+    const st = fstatSync(fd);
+    if (st.isSymbolicLink() || (opts.create === 'dir' && !st.isDirectory())) {
+      libc.close(fd);
+      return -1;
+    }
+    return fd;
+  } finally {
+    libc.close(parent);
+  }
 }
 
 /**

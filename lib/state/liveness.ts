@@ -3,7 +3,7 @@
  * recycled, so a process counts as ours only when its start time (field 22
  * of /proc/<pid>/stat) matches the one recorded at create.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 export interface ProcStat {
   state: string;
@@ -13,8 +13,10 @@ export interface ProcStat {
 
 export function procStat(pid: number): ProcStat | undefined {
   let s: string;
+  const file = `/proc/${pid}/stat`;
+  if (!existsSync(file)) return undefined; // gone: no exception to make
   try {
-    s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    s = readFileSync(file, 'latin1');
   } catch {
     return undefined;
   }
