@@ -10,6 +10,7 @@ import t from 'tap';
 import type { Hook, Hooks } from '../lib/spec/types';
 import { kociCli, makeBundle, rootSkipReason, stateOf, uniqueId, type Bundle } from './helpers/fixtures';
 import { leftovers } from './helpers/leftovers';
+import { testRuntime } from './helpers/runtime';
 
 const skip = rootSkipReason() ?? (existsSync('/bin/sh') ? undefined : 'no /bin/sh on the host for hook scripts');
 if (skip) t.comment(`skipping hook tests: ${skip}`);
@@ -141,6 +142,23 @@ t.test('every hook kind at its moment, in order, in its namespaces, with state, 
   const env = readFileSync(join(b.dir, 'prestart.env'), 'utf8');
   t.match(env, /^HOOKVAR=var-prestart$/m, 'hook env is given');
   t.notMatch(env, /KOCI_TEST_LEAK/, "the runtime's environment does not leak into hooks");
+});
+
+t.test('without prestart or createRuntime hooks the init does not stop for them: createContainer still gets the state', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const rt = testRuntime(t);
+  for (const how of ['cli', 'library'] as const) {
+    const b = makeBundle(t, ['true']);
+    b.spec.annotations = { 'org.example.k': 'v' };
+    b.spec.hooks = { createContainer: [hook(hostScript(b), 'createContainer')] };
+    b.save();
+    const id = uniqueId('cchook');
+    if (how === 'cli') t.equal(koci(['run', '--bundle', b.dir, id]).status, 0, `${how}: run`);
+    else t.equal((await rt.run(id, { bundle: b.dir, stdio: 'ignore' })).exitCode, 0, `${how}: run`);
+    t.same(names(b), ['createContainer'], `${how}: the hook ran`);
+    const st = JSON.parse(readFileSync(join(b.dir, 'createContainer.state'), 'utf8'));
+    t.match(st, { ociVersion: b.spec.ociVersion, id, status: 'creating', bundle: b.dir, pid: 1, annotations: { 'org.example.k': 'v' } }, `${how}: with the state (pid as the container sees it)`);
+  }
 });
 
 t.test('timeouts are enforced', { skip }, async (t) => {

@@ -5,10 +5,11 @@
  * start and kill), user namespace ID maps, time namespace offsets, PID 1.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import type { LinuxNamespaceType, Spec } from '../lib/spec/types';
 import { type Bundle, type Koci, kociCli, makeBundle, rootSkipReason, stateOf, uniqueId } from './helpers/fixtures';
+import { testRuntime } from './helpers/runtime';
 
 const skip = rootSkipReason();
 if (skip) t.comment(`skipping namespace tests: ${skip}`);
@@ -72,6 +73,70 @@ t.test('every listed namespace type is new', { skip }, async (t) => {
     t.not(inner, readlinkSync(`/proc/self/ns/${PROC[type]}`), `${type} namespace differs from the host's`);
   }
   t.equal(stateOf(koci, id).status, 'created');
+});
+
+/** children of a process, by /proc */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(p));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** the network namespaces a process holds open (a zygote spare's, made ahead) */
+function heldNetworks(pid: number): string[] {
+  const links: string[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      links.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return links.filter((l) => l.startsWith('net:'));
+}
+
+t.test('library: the network namespace a zygote spare made ahead is new, empty and the container\'s alone', { skip }, async (t) => {
+  const rt = testRuntime(t);
+  const hostNet = readlinkSync('/proc/self/ns/net');
+  const b = makeBundle(t, ['sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; ls /proc/self/fd | tr "\\n" " "']);
+  const r = await rt.run(uniqueId('nsnet'), { bundle: b.dir, capture: true });
+  t.equal(r.exitCode, 0, 'run');
+  const [devices, fds] = r.stdout!.toString().trim().split('\n');
+  t.equal(devices, 'lo', 'only loopback in it');
+  t.equal(fds.trim(), '0 1 2 3', 'no namespace fd passed on (only stdio, and ls\'s own directory)');
+  // the spare waiting now holds the namespace the next container gets
+  const zygote = childrenOf(process.pid).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('zygote-main.js'));
+  t.ok(zygote, 'the zygote runs');
+  const spare = await (async () => {
+    for (let i = 0; i < 100; i++, await new Promise((res) => setTimeout(res, 20))) {
+      const s = childrenOf(zygote!).find((p) => heldNetworks(p).length === 1);
+      if (s) return s;
+    }
+    return undefined;
+  })();
+  t.ok(spare, 'its spare holds one network namespace');
+  const ahead = heldNetworks(spare!)[0];
+  t.not(ahead, hostNet, "not the host's");
+  const s = makeBundle(t, ['sleep', '60']);
+  const id = uniqueId('nsnet');
+  const created = await rt.create(id, { bundle: s.dir, stdio: 'ignore' });
+  t.equal(readlinkSync(`/proc/${created.pid}/ns/net`), ahead, 'the next container is in it');
+  const next = await (async () => {
+    for (let i = 0; i < 100; i++, await new Promise((res) => setTimeout(res, 20))) {
+      const n = childrenOf(zygote!).filter((p) => p !== spare).flatMap(heldNetworks);
+      if (n.length) return n[0];
+    }
+    return undefined;
+  })();
+  t.ok(next && next !== ahead && next !== hostNet, 'the next spare made another one');
+  await rt.delete(id, { force: true });
 });
 
 t.test('namespace types not listed are shared with the host', { skip }, async (t) => {

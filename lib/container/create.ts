@@ -13,7 +13,7 @@ import { addProcess, cgroup2Dirs, cgroupDirs, createCgroups, destroyCgroups, hie
 import { applyOomScoreAdj } from '../process/credentials';
 import { CreateError, fromWire, SetupError, SyscallError, UnsupportedError } from '../errors';
 import { runHooks } from '../hooks';
-import { planNamespaces, writeIdMaps } from '../namespaces';
+import { dropNetworkNamespace, planNamespaces, takeNetworkNamespace, writeIdMaps } from '../namespaces';
 import { Channel } from '../process/channel';
 import type { InitPlan } from '../process/plan';
 import { expect, type Message } from '../process/protocol';
@@ -120,6 +120,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   let parent: Channel | undefined;
   let fifoFd = -1;
   let cgroup2Fd = -1;
+  let network = -1;
   try {
     const notifyDir = opts.notifySocket ? setupNotify(config, store.dir(opts.id)) : undefined;
     if (opts.listenFds && config.process) config.process.env = [...(config.process.env ?? []), `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
@@ -174,10 +175,12 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     const early = mayCloneInit(ns);
     if (early) makeCgroups(v2);
     else readyCgroups();
+    if (early && ns.unshareFlags & C.CLONE_NEWNET) network = takeNetworkNamespace();
+    else dropNetworkNamespace();
     // not from a user namespace or a joined cgroup namespace: the kernel refuses CLONE_INTO_CGROUP there,
     // and it refuses after it gave the child a PID, which leaves a new PID namespace unable to fork again
     if (v2.length === 1 && !ns.newUser && !ns.join.some((j) => j.type === 'user' || j.type === 'cgroup')) cgroup2Fd = openCgroup2(v2[0]);
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, selfJoin: stageMayJoin(config.linux?.resources) ? v1 : [], cgroup2Fd: cgroup2Fd >= 0 ? cgroup2Fd : undefined };
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, selfJoin: stageMayJoin(config.linux?.resources) ? v1 : [], cgroup2Fd: cgroup2Fd >= 0 ? cgroup2Fd : undefined, network: network >= 0 ? network : undefined, runtimeHooks: !!(config.hooks?.prestart?.length || config.hooks?.createRuntime?.length) };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
@@ -196,6 +199,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     }
     child.close();
     if (cgroup2Fd >= 0) cgroup2Fd = (libc.close(cgroup2Fd), -1);
+    if (network >= 0) network = (libc.close(network), -1);
 
     const died = () => {
       const w = stage1 ? libc.waitpid(stage1, C.WNOHANG) : null;
@@ -230,19 +234,21 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       if ((e as NodeJS.ErrnoException).code === 'ESRCH') expect(parent.recv(), 'hooks', died, fromWire);
       throw e;
     }
-    parent.send({ type: 'cgroups' });
+    // createContainer hooks run during create: status creating (as runc passes them)
+    const state: State = store.stateAs(rec, 'creating');
+    parent.send({ type: 'cgroups', state });
     if (stage1) libc.waitpid(stage1);
     stage1 = 0;
     // oom_score_adj before the process runs; the init is non-dumpable, so we write it
     applyOomScoreAdj(initPid, config.process?.oomScoreAdj);
 
-    // init has mounted everything: hooks in the runtime's namespaces
-    expect(parent.recv(), 'hooks', died, fromWire);
-    const state: State = store.ociState(rec);
-    runHooks('prestart', config.hooks, state);
-    runHooks('createRuntime', config.hooks, state);
-    // createContainer hooks run during create: status creating (as runc passes them)
-    parent.send({ type: 'go', state });
+    if (plan.runtimeHooks) {
+      // init has mounted everything: hooks in the runtime's namespaces
+      expect(parent.recv(), 'hooks', died, fromWire);
+      runHooks('prestart', config.hooks, state);
+      runHooks('createRuntime', config.hooks, state);
+      parent.send({ type: 'go' });
+    }
 
     let next = parent.recv();
     if (next?.type === 'console') {
@@ -286,6 +292,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     parent?.close();
     if (fifoFd >= 0) libc.close(fifoFd);
     if (cgroup2Fd >= 0) libc.close(cgroup2Fd);
+    if (network >= 0) libc.close(network);
     if (lock !== null) store.unlock(lock);
     releaseSeccomp(seccomp);
   }

@@ -4,7 +4,9 @@
  * the rest), mount last among the joined (after it, host paths are gone).
  */
 import { writeFileSync } from 'node:fs';
+import * as C from '../../bindings/constants';
 import { NAMESPACES } from '../../bindings/constants';
+import * as libc from '../../bindings/libc';
 import type { LinuxIDMapping, LinuxNamespaceType, Spec } from '../spec/types';
 
 export interface NamespacePlan {
@@ -69,4 +71,46 @@ export function timeOffsetsText(offsets: Record<string, { secs?: number; nanosec
   return Object.entries(offsets)
     .map(([clock, o]) => `${clock} ${o.secs ?? 0} ${o.nanosecs ?? 0}\n`)
     .join('');
+}
+
+/**
+ * A network namespace made ahead of need: a zygote's spare makes one while it
+ * waits for a request, and a container whose init is forked directly joins it
+ * instead of creating one in its clone (~0.5 ms of the container's start:
+ * a new network namespace is the costly one). Nobody else ever holds it, so
+ * it is as new as one made then. Only in a single-threaded process (setns).
+ */
+let spareNetwork = -1;
+
+export function prepareNetworkNamespace(): void {
+  if (spareNetwork >= 0) return;
+  const own = libc.open('/proc/self/ns/net', C.O_RDONLY | C.O_CLOEXEC);
+  try {
+    try {
+      libc.unshare(C.CLONE_NEWNET);
+    } catch {
+      return; // not allowed here: containers make their own
+    }
+    try {
+      spareNetwork = libc.open('/proc/self/ns/net', C.O_RDONLY | C.O_CLOEXEC);
+    } finally {
+      // back in the host's: hooks the runtime runs must see it (a failure here is fatal to the caller)
+      libc.setns(own, C.CLONE_NEWNET, '/proc/self/ns/net');
+    }
+  } finally {
+    libc.close(own);
+  }
+}
+
+/** the namespace prepareNetworkNamespace made (the caller owns the fd), or -1 */
+export function takeNetworkNamespace(): number {
+  const fd = spareNetwork;
+  spareNetwork = -1;
+  return fd;
+}
+
+/** close the namespace made ahead, if any, where it will not be used */
+export function dropNetworkNamespace(): void {
+  const fd = takeNetworkNamespace();
+  if (fd >= 0) libc.close(fd);
 }

@@ -50,7 +50,11 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     const { config } = plan;
     const proc = config.process!;
     // forked by the runtime itself: stage 1's share (and the v1 cgroups, once made: enterCgroups)
-    if (plan.direct) closeRuntimeFds(plan.runtimeFds);
+    if (plan.direct) {
+      closeRuntimeFds(plan.runtimeFds);
+      const network = plan.network;
+      if (network !== undefined) run('join network namespace', () => (libc.setns(network, C.CLONE_NEWNET), libc.close(network)));
+    }
     expect(chan.recv(), 'go', eof, fromWire);
     run('setsid', () => libc.setsid());
     // a session keyring of its own, so the container cannot read the host session's keys
@@ -72,14 +76,15 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     // In all our cgroups only once the runtime says so (it adds us, while we mount, to those we were not born in;
     // forked directly, it makes them meanwhile and we join the v1 ones): needed before a cgroup namespace (its
     // root is our cgroup then), a cgroup mount, a device node or a mount that may open one, and any fork
-    let inCgroups = false;
-    const enterCgroups = () => {
-      if (inCgroups) return;
-      inCgroups = true;
-      expect(chan.recv(), 'cgroups', eof, fromWire);
+    // the runtime's word also carries the state document (for hooks, and the seccomp listener)
+    let given: State | undefined;
+    const enterCgroups = (): State => {
+      if (given) return given;
+      given = expect(chan.recv(), 'cgroups', eof, fromWire).state;
       if (plan.direct && plan.selfJoin.length) run('join cgroups', () => joinCgroups(plan.selfJoin));
       ctx.cgroupPaths = readOwnCgroups();
       if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
+      return given;
     };
     // (a joined cgroup namespace, like a new one, needs a fresh cgroupfs mount: the
     // host's hierarchy paths mean nothing relative to that namespace's root)
@@ -87,14 +92,16 @@ export function runInit(plan: InitPlan, chan: Channel): never {
       if (!DEVICELESS.has(m.type ?? '') && !parseMountOptions(m.options).bind) enterCgroups();
       run(`mount ${m.destination}`, () => mountEntry(m, ctx));
     }
-    enterCgroups();
+    const state = enterCgroups();
     const devBound = mounts.some((m) => m.destination === '/dev' && (m.type === 'bind' || parseMountOptions(m.options).bind));
     if (!devBound) {
       run('create devices', () => createDevices(plan.rootfs, config.linux?.devices ?? [], plan.ns.has.has('user')));
       run('create /dev symlinks', () => createDevSymlinks(plan.rootfs, mounts.some((m) => m.destination === '/dev/pts')));
     }
-    chan.send({ type: 'hooks' });
-    const state = expect(chan.recv(), 'go', eof, fromWire).state as State;
+    if (plan.runtimeHooks) {
+      chan.send({ type: 'hooks' });
+      expect(chan.recv(), 'go', eof, fromWire); // the runtime ran them
+    }
     // runtime-spec runtime.md: for hooks executed in the container namespace, pid is the pid as seen by
     // the container (1 in a new PID namespace); the runtime's state has it as the host sees it
     const inner: State = { ...state, pid: libc.getpid() };

@@ -27,6 +27,10 @@ export interface InitPlan {
    * cgroup.procs write; the runtime adds the init to whatever it was not born in while it mounts, then says `cgroups`
    */
   cgroup2Fd?: number;
+  /** forked directly: a network namespace made ahead (namespaces/index.ts) that the init joins instead of a new one */
+  network?: number;
+  /** prestart or createRuntime hooks: the init stops for them once it has mounted (else it goes on) */
+  runtimeHooks: boolean;
   /** forked by the runtime itself (stage1.ts, cloneInit): the init does stage 1's share of the work */
   direct?: boolean;
 }

@@ -13,11 +13,12 @@
  *      |  <------------- init-pid    | _exit(0)                   |
  *      |  go ---------------------------------------------------> | mounts, up to the first cgroup one
  *      |  add the init to the cgroups it was not born in          |
- *      |  cgroups ----------------------------------------------> | cgroup ns, the other mounts, devices
- *      |  reap stage 1, state, oom_score_adj                      |
- *      |  <--------------------------------------------- hooks    |
- *      |  prestart, createRuntime hooks                           |
- *      |  go {state} -------------------------------------------> |
+ *      |  state                                                   |
+ *      |  cgroups {state} --------------------------------------> | cgroup ns, the other mounts, devices
+ *      |  reap stage 1, oom_score_adj                             |
+ *      |  <--------------------------------------------- hooks    |  } only with prestart or
+ *      |  prestart, createRuntime hooks                           |  } createRuntime hooks
+ *      |  go ---------------------------------------------------> |  }
  *      |                                                          | createContainer hooks,
  *      |                                                          | pivot_root, masks, pty
  *      |  <------------- console {fd}  (process.terminal only)    |
@@ -40,8 +41,8 @@ export type Message =
   | { type: 'userns' }
   | { type: 'mapped' }
   | { type: 'init-pid'; pid: number; inCgroup?: boolean }
-  | { type: 'go'; state?: State }
-  | { type: 'cgroups' }
+  | { type: 'go' }
+  | { type: 'cgroups'; state: State }
   | { type: 'hooks' }
   | { type: 'console'; fd: number }
   | { type: 'created' }

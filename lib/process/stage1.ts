@@ -36,7 +36,7 @@ export function mayCloneInit(ns: NamespacePlan): boolean {
 export function cloneInit(plan: InitPlan, parent: Channel, child: Channel): number | undefined {
   const dumpable = libc.prctl(C.PR_GET_DUMPABLE, 0);
   forkNonDumpable(); // as stage 1's child
-  const r = tryClone3(plan.ns.unshareFlags, plan.cgroup2Fd);
+  const r = tryClone3(plan.network === undefined ? plan.ns.unshareFlags : plan.ns.unshareFlags & ~C.CLONE_NEWNET, plan.cgroup2Fd);
   if ('pid' in r && r.pid === 0) {
     parent.close();
     runInit({ ...plan, direct: true }, child);

@@ -33,6 +33,7 @@ import { validateConfig } from '../spec/validate';
 import { sleepSync } from '../sleep';
 import { procStat } from '../state/liveness';
 import { StateStore } from '../state/store';
+import { dropNetworkNamespace, prepareNetworkNamespace } from '../namespaces';
 import { serveExec } from './serve-exec';
 import { keepTrampoline } from './trampoline';
 import { FD_DEV_NULL, ZYGOTE_CTL, ZYGOTE_FDS, type ZygoteRequest } from './zygote-protocol';
@@ -62,7 +63,10 @@ function releaseStdio(stdio: number[]): void {
 /** in the worker: the request, synchronously; replies as helper.ts's */
 function serve(req: ZygoteRequest, reply: (msg: object) => void): void {
   // the exec'd process does not get the reply pipe: it is above its preserved fds, and those above are closed on exec
-  if (req.op === 'exec') return serveExec(req.exec, reply, () => releaseStdio(req.stdio));
+  if (req.op === 'exec') {
+    dropNetworkNamespace(); // made ahead for a container
+    return serveExec(req.exec, reply, () => releaseStdio(req.stdio));
+  }
   const store = new StateStore(req.create.root);
   const warnings: string[] = [];
   const warn = (m: string) => warnings.push(m);
@@ -194,6 +198,8 @@ function spare(tell: number): never {
     Object.defineProperty(process, 'pid', { value: libc.getpid(), enumerable: true, configurable: true });
     // the zygote's SIG_IGN would make every waitpid here fail with ECHILD
     libc.ignoreSignal(os.signals.SIGCHLD, false);
+    // while idle: the costly part of a container's namespaces (a setns back that fails ends this spare)
+    prepareNetworkNamespace();
     const msg = recvWithFds(ZYGOTE_CTL, 1 << 16, ZYGOTE_FDS + 4);
     fds = msg.fds;
     const gone = msg.data.length === 0 && fds.length === 0;
