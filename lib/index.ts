@@ -131,6 +131,8 @@ export class Runtime {
   private readonly warn: (message: string) => void;
   private readonly store: StateStore;
   private readonly launcher: Launcher;
+  /** containers of finished runs still being deleted (run resolves at the exit): id -> the removal */
+  private readonly removals = new Map<string, Promise<void>>();
 
   constructor(options: RuntimeOptions = {}) {
     this.root = options.root;
@@ -142,6 +144,7 @@ export class Runtime {
 
   /** create a container and leave it `created`: set up, its process not yet run */
   async create(id: string, options: CreateOptions): Promise<State> {
+    await this.removed(id);
     const h = await this.launcher.launch({ op: 'create', create: this.createRequest(id, options) }, options.stdio ?? 'inherit', false);
     return (await h.reply(0)).created as State;
   }
@@ -153,7 +156,14 @@ export class Runtime {
    * later create, run or exec starts a new one.
    */
   async close(): Promise<void> {
+    await this.removed();
     await this.launcher.close();
+  }
+
+  /** wait for the removal of finished runs' containers: this one's, or all */
+  private async removed(id?: string): Promise<void> {
+    if (id === undefined) await Promise.all(this.removals.values());
+    else await this.removals.get(id);
   }
 
   /** `await using rt = new Runtime()` */
@@ -163,32 +173,38 @@ export class Runtime {
 
   /** release a created container's process */
   async start(id: string): Promise<State> {
+    await this.removed(id);
     startContainer(this.store, id, this.warn);
     return this.state(id);
   }
 
   /** the OCI state of a container */
   async state(id: string): Promise<State> {
+    await this.removed(id);
     return containerState(this.store, id);
   }
 
   /** send a signal (name such as 'TERM'/'SIGTERM', or number; default SIGTERM) */
   async kill(id: string, signal: string | number = 'SIGTERM', options: KillOptions = {}): Promise<void> {
+    await this.removed(id);
     killContainer(this.store, id, parseSignal(signal), options.all === true);
   }
 
   /** remove a stopped (or created) container; `force` kills a running one first */
   async delete(id: string, options: DeleteOptions = {}): Promise<void> {
+    await this.removed(id);
     deleteContainer(this.store, id, options.force === true, this.warn);
   }
 
   /** freeze every process of a running container (state then reads `paused`) */
   async pause(id: string): Promise<void> {
+    await this.removed(id);
     pauseContainer(this.store, id);
   }
 
   /** thaw a paused container */
   async resume(id: string): Promise<void> {
+    await this.removed(id);
     resumeContainer(this.store, id);
   }
 
@@ -196,12 +212,14 @@ export class Runtime {
   async ps(id: string): Promise<number[]>;
   async ps(id: string, options: { details: true }): Promise<ProcessInfo[]>;
   async ps(id: string, options: { details?: boolean } = {}): Promise<number[] | ProcessInfo[]> {
+    await this.removed(id);
     const pids = psContainer(this.store, id);
     return options.details ? psInfo(pids) : pids;
   }
 
   /** a snapshot of the container's cpu, memory, pids and blkio usage, from its cgroups */
   async stats(id: string): Promise<Stats> {
+    await this.removed(id);
     return containerStats(this.store, id);
   }
 
@@ -210,8 +228,9 @@ export class Runtime {
    * and an `oom` event per OOM kill, until it stops or `signal` aborts;
    * leaving a for-await loop ends it too
    */
-  events(id: string, options: EventsOptions = {}): AsyncGenerator<ContainerEvent, void, undefined> {
-    return containerEvents(this.store, id, options);
+  async *events(id: string, options: EventsOptions = {}): AsyncGenerator<ContainerEvent, void, undefined> {
+    await this.removed(id);
+    yield* containerEvents(this.store, id, options);
   }
 
   /**
@@ -220,25 +239,45 @@ export class Runtime {
    * honour rejects with CgroupError and changes nothing
    */
   async update(id: string, resources: LinuxResources): Promise<void> {
+    await this.removed(id);
     updateContainer(this.store, id, resources);
   }
 
   /** every container under this runtime's root */
   async list(): Promise<ContainerSummary[]> {
+    await this.removed();
     return listContainers(this.store);
   }
 
   /**
    * create + start, wait for the container's process to exit, then delete
    * it (unless `keep`). `onStarted` sees the state of the running container.
+   * Resolves at the exit: without poststop hooks, the container's removal
+   * finishes right after, and every later call of this Runtime (and close())
+   * waits for it, so the ID is free again for them; other processes may see
+   * the stopped container for that moment.
    */
   async run(id: string, options: RunOptions, onStarted?: (state: State) => void): Promise<RunResult> {
+    await this.removed(id);
     const h = await this.launcher.launch({ op: 'run', create: this.createRequest(id, options), keep: options.keep }, stdioOf(options), options.capture === true);
     const out = options.capture ? collect(h.stdout) : undefined;
     const err = options.capture ? collect(h.stderr) : undefined;
     const started = await h.reply(0);
     onStarted?.(started.created as State);
     const done = await h.reply('last');
+    if (done.removing) {
+      // the worker deletes the container now; what this Runtime does with it next waits for that
+      const removal: Promise<void> = h
+        .reply(2)
+        .then(
+          () => undefined,
+          (e: Error) => this.warn(`removing ${id}: ${e.message}`),
+        )
+        .finally(() => {
+          if (this.removals.get(id) === removal) this.removals.delete(id);
+        });
+      this.removals.set(id, removal);
+    }
     const result: RunResult = { ...done.exited! };
     if (out && err) {
       result.stdout = await out;
@@ -260,6 +299,7 @@ export class Runtime {
     if (o.terminal || o.process?.terminal) throw new UnsupportedError('exec with a terminal is not in the library yet (the CLI has exec -t)', 'process.terminal');
     // the output is collected until the process ends, which a detached exec does not wait for
     if (o.capture && o.detach) throw new TypeError('exec: capture and detach exclude each other');
+    await this.removed(id);
     const exec: ExecRequest = {
       id,
       root: abs(this.root),

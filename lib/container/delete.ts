@@ -4,7 +4,7 @@
  * so orchestrators can drop one whose start failed; a running one only with
  * force.
  */
-import { destroyCgroups } from '../cgroups';
+import { cgroupPids, destroyCgroups } from '../cgroups';
 import { isFrozen, thaw } from '../cgroups/freezer';
 import { ContainerNotFoundError, IncorrectStatusError } from '../errors';
 import { runHooks } from '../hooks';
@@ -45,8 +45,9 @@ function lockedDelete(store: StateStore, id: string, force: boolean, warn: Warn)
       // the init is not our child: wait until the kernel says it is gone (or a zombie)
       for (let i = 0; i < 5000 && rec.pid !== undefined && isAlive(rec.pid, rec.initStartTime); i++) sleepSync(2);
     }
-    // leftovers in a frozen cgroup (init gone, children frozen) must thaw to die
-    if (status !== 'paused' && rec.cgroupLeaves?.length && isFrozen(rec.cgroupLeaves)) thaw(rec.cgroupLeaves);
+    // leftovers in a frozen cgroup (init gone, children frozen) must thaw to die; an empty one has none
+    const leaves = rec.cgroupLeaves ?? [];
+    if (status !== 'paused' && leaves.length && cgroupPids(leaves).length && isFrozen(leaves)) thaw(leaves);
     const errors = destroyCgroups(rec.cgroupPaths ?? [], rec.cgroupLeaves ?? []);
     store.remove(id);
     if (errors.length) warn(`removing cgroups of ${id}: ${errors.map((e) => e.message).join('; ')}`);

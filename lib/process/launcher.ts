@@ -29,6 +29,9 @@ export interface HelperReply {
   /** create, run: the container's state; exec: the process's host pid */
   created?: State | { pid: number };
   exited?: ExitStatus;
+  /** run: the container is being deleted now; a `removed` reply follows */
+  removing?: boolean;
+  removed?: boolean;
   error?: WireError;
   warnings?: string[];
 }

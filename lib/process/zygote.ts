@@ -85,8 +85,19 @@ function serve(req: ZygoteRequest, reply: (msg: object) => void): void {
   reply({ created: store.stateAs(rec, 'running'), warnings: take() });
   // create made this worker the subreaper, so the init is its child now that stage 1 has exited
   const w = libc.waitpid(rec.pid!)!;
-  if (!req.keep) deleteContainer(store, rec.id, true, warn);
-  reply({ exited: { exitCode: w.exitCode, signal: w.signal }, warnings: take() });
+  const exited = { exitCode: w.exitCode, signal: w.signal };
+  // the caller may go on while the container is removed (its Runtime's later calls wait for that), unless
+  // poststop hooks must have run by then
+  if (req.keep || rec.config.hooks?.poststop?.length) {
+    if (!req.keep) deleteContainer(store, rec.id, true, warn);
+    return reply({ exited, warnings: take() });
+  }
+  reply({ exited, removing: true, warnings: take() });
+  // TEST-ONLY (test/library.test.ts): widen the removal so the test can see the caller go on meanwhile
+  const delay = Number(process.env.KOCI_TEST_REMOVE_DELAY_MS ?? 0);
+  if (delay > 0) sleepSync(delay);
+  deleteContainer(store, rec.id, true, warn);
+  reply({ removed: true, warnings: take() });
 }
 
 /** a request in hand (the spare's setup done): serve it and exit */

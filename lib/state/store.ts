@@ -90,6 +90,14 @@ export class StateStore {
   remove(id: string): void {
     const dir = this.dir(id);
     try {
+      // usually just these: no listing
+      for (const f of ['state.json', '.lock']) unlinkSync(join(dir, f));
+      rmdirSync(dir);
+      return;
+    } catch {
+      /* more (fifo, temp files, notify socket), or less: all that is there, below */
+    }
+    try {
       // files only (state, lock, fifo, temp files), but for the notify socket's directory: unlinked one by one,
       // which spares a fresh process loading Node's recursive rm (~1 ms)
       for (const e of readdirSync(dir, { withFileTypes: true })) {
