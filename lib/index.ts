@@ -27,6 +27,7 @@ import { startContainer } from './container/start';
 import { updateContainer } from './container/update';
 import { UnsupportedError } from './errors';
 import type { ExitStatus } from './process/helper';
+import { DEFAULT_STATE_ROOT } from './paths';
 import { Launcher } from './process/launcher';
 import type { ExecRequest } from './process/serve-exec';
 import type { LinuxResources, Process, State } from './spec/types';
@@ -139,7 +140,7 @@ export class Runtime {
     this.nodePath = options.nodePath ?? process.execPath;
     this.warn = options.onWarning ?? (() => {});
     this.store = new StateStore(options.root);
-    this.launcher = new Launcher(this.nodePath, this.warn);
+    this.launcher = new Launcher(this.nodePath, this.warn, abs(options.root) ?? DEFAULT_STATE_ROOT);
   }
 
   /** create a container and leave it `created`: set up, its process not yet run */

@@ -1,11 +1,14 @@
 /**
- * The CLI's cache of compiled seccomp programs (lib/security/seccomp-cache.ts):
- * written after a successful create only, one entry per profile, used only
- * when its whole key matches, and harmless when damaged.
+ * The cache of compiled seccomp programs (lib/security/seccomp-cache.ts), the
+ * CLI's and the library's zygote's: written after a successful create only,
+ * one entry per profile, used only when its whole key matches, and harmless
+ * when damaged.
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { Runtime } from '../dist/lib/index';
+import { defaultSpec } from '../dist/lib/spec/default';
 import { kociCli, makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
 
 const skip = rootSkipReason();
@@ -71,4 +74,36 @@ t.test('a create that fails leaves no entry', { skip }, async (t) => {
   const r = koci(['create', '--bundle', b.dir, uniqueId('scc')]);
   t.not(r.status, 0, 'the hook fails the create');
   t.notOk(existsSync(join(koci.root, '@cache')), 'nothing cached');
+});
+
+t.test('the library\'s zygote shares the cache: it reads the default profile\'s program, which the first worker to create with it writes once', { skip }, async (t) => {
+  const koci = kociCli(t);
+  const dir = join(koci.root, '@cache', 'seccomp');
+  const entries = () => (existsSync(dir) ? readdirSync(dir).sort() : []);
+  const runtimes: Runtime[] = [];
+  t.teardown(async () => {
+    for (const rt of runtimes) await rt.close();
+  });
+  const runtime = () => (runtimes.push(new Runtime({ root: koci.root })), runtimes[runtimes.length - 1]);
+  // koci's default profile, which every zygote prepares as it starts
+  const b = makeBundle(t, ['sh', '-c', 'mkdir /tmp/x 2>&1; echo rc=$?'], (s) => {
+    s.root!.readonly = false;
+    s.linux!.seccomp = defaultSpec({ seccomp: true }).linux!.seccomp;
+  });
+  const rt = runtime();
+  const first = await rt.run(uniqueId('sccl'), { bundle: b.dir, capture: true });
+  t.equal(first.stdout, 'rc=0\n', 'the default profile lets mkdir through');
+  t.equal(entries().length, 1, 'the worker that created with it wrote the entry');
+  const file = join(dir, entries()[0]);
+  const written = statSync(file).mtimeMs;
+  await rt.run(uniqueId('sccl'), { bundle: b.dir, stdio: 'ignore' });
+  t.equal(statSync(file).mtimeMs, written, 'the next worker does not write it again');
+
+  // the program on disk is what a new zygote uses: an EACCES one under the default profile's key
+  const deny = makeBundle(t, ['true'], (s) => (s.linux!.seccomp = denyMkdir(13) as never));
+  t.equal(koci(['run', '--bundle', deny.dir, uniqueId('sccl')]).status, 0);
+  const eacces = JSON.parse(readFileSync(join(dir, entries().find((e) => join(dir, e) !== file)!), 'utf8'));
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), bpf: eacces.bpf }));
+  const fresh = await runtime().run(uniqueId('sccl'), { bundle: b.dir, capture: true });
+  t.match(fresh.stdout, /Permission denied\nrc=1/, 'a new Runtime\'s zygote took the program from the state root');
 });

@@ -129,6 +129,8 @@ export class Launcher {
   constructor(
     private readonly nodePath: string,
     private readonly warn: (message: string) => void,
+    /** the Runtime's state root (absolute): the zygote reads compiled seccomp programs kept there */
+    private readonly root: string,
   ) {}
 
   /** create, run or exec through the zygote (the per-call helper where it cannot) */
@@ -248,7 +250,7 @@ export class Launcher {
       // fd 3: the control socket; 4..: /dev/null placeholders that keep Node's own fds above the preserved-fd range.
       // detached: its own session, so a ^C meant for the host's terminal does not end runs in flight
       // every function compiled once in the zygote (zygote-main.ts), not again in each worker (which cannot keep its work)
-      child = spawn(this.nodePath, ['--single-threaded', ZYGOTE], {
+      child = spawn(this.nodePath, ['--single-threaded', ZYGOTE, this.root], {
         stdio: ['ignore', 'ignore', 'pipe', theirs, ...Array<number>(ZYGOTE_FDS - 1).fill(devNull)],
         detached: true,
         env: ownNodeEnv(),

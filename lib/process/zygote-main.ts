@@ -12,4 +12,4 @@ type Zygote = typeof import('./zygote');
 const zygote = bundledModule<Zygote>('lib/process/zygote.js') ?? (require('./zygote') as Zygote);
 // after loading: a flag given on the command line would change V8's flag hash and so refuse the code cache
 setFlagsFromString('--no-flush-bytecode');
-zygote.main();
+zygote.main(process.argv[2]);

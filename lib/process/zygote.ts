@@ -28,6 +28,7 @@ import { deleteContainer } from '../container/delete';
 import { startContainer } from '../container/start';
 import { toWire } from '../errors';
 import { type CompiledSeccomp, prepareSeccomp, releaseSeccomp, useSeccompMemo } from '../security/seccomp';
+import { SeccompDiskCache } from '../security/seccomp-cache';
 import { defaultSpec } from '../spec/default';
 import { validateConfig } from '../spec/validate';
 import { sleepSync } from '../sleep';
@@ -127,36 +128,78 @@ function worker(req: ZygoteRequest, fds: number[]): never {
  * takes them in before each fork, so later workers skip libseccomp (~10 ms).
  * Compiling is a pure function of the profile and this host's libseccomp and
  * kernel, which cannot change under a running zygote.
+ *
+ * Behind that, the state root's programs on disk (seccomp-cache.ts, shared
+ * with the CLI): a new zygote reads the default profile's instead of
+ * compiling it (~15 ms of its first container). As for the CLI, a program is
+ * written there only once a container was created with it: by the worker
+ * that did, which then tells the zygote, so the next ones do not write again.
  */
-const compiled = new Map<string, CompiledSeccomp>();
+interface Known {
+  c: CompiledSeccomp;
+  /** in the state root's cache already */
+  onDisk: boolean;
+}
+const compiled = new Map<string, Known>();
 const MEMO_MAX = 32;
 let inWorker = false;
 let memoIn = -1;
 let memoOut = -1;
+let disk: SeccompDiskCache | undefined;
+/** in a worker: the program it used that the disk does not have yet (written by keep) */
+let unsaved: [string, CompiledSeccomp] | undefined;
 
-function remember(profile: string, c: CompiledSeccomp): void {
+function remember(profile: string, c: CompiledSeccomp, onDisk: boolean): void {
+  const before = compiled.get(profile);
   compiled.delete(profile);
-  compiled.set(profile, c);
+  compiled.set(profile, { c, onDisk: onDisk || before?.onDisk === true });
   if (compiled.size > MEMO_MAX) compiled.delete(compiled.keys().next().value!);
 }
 
-function setupMemo(): void {
+/** the zygote remembers; a worker tells the zygote */
+function note(profile: string, c: CompiledSeccomp, onDisk: boolean): void {
+  if (!inWorker) return remember(profile, c, onDisk);
+  try {
+    sendWithFds(memoOut, Buffer.from(JSON.stringify({ profile, ...c, bpf: c.bpf.toString('base64'), onDisk })), []);
+  } catch {
+    /* full or too big: a later worker compiles (or reads) it again */
+  }
+}
+
+function setupMemo(root: string | undefined): void {
   [memoIn, memoOut] = libc.socketpair(C.AF_UNIX, C.SOCK_SEQPACKET | C.SOCK_CLOEXEC);
   for (const fd of [memoIn, memoOut]) libc.fcntl(fd, C.F_SETFL, libc.fcntl(fd, C.F_GETFL) | C.O_NONBLOCK);
+  if (root) disk = new SeccompDiskCache(root);
   useSeccompMemo({
-    get: (profile) => compiled.get(profile),
-    set: (profile, c) => {
-      if (!inWorker) return remember(profile, c);
-      try {
-        sendWithFds(memoOut, Buffer.from(JSON.stringify({ profile, ...c, bpf: c.bpf.toString('base64') })), []);
-      } catch {
-        /* full or too big: a later worker compiles it again */
+    get: (profile) => {
+      const known = compiled.get(profile);
+      if (known) {
+        if (inWorker && !known.onDisk) unsaved = [profile, known.c];
+        return known.c;
       }
+      const c = disk?.get(profile);
+      if (c) note(profile, c, true);
+      return c;
+    },
+    set: (profile, c) => {
+      if (inWorker) unsaved = [profile, c];
+      note(profile, c, false);
+    },
+    keep: () => {
+      if (!unsaved || !disk) return;
+      const [profile, c] = unsaved;
+      unsaved = undefined;
+      // a worker forked before the zygote heard of the write finds it there
+      if (!disk.get(profile)) {
+        disk.set(profile, c);
+        disk.keep();
+      }
+      note(profile, c, true);
     },
   });
 }
 
-/** take in what workers compiled since the last request */
+/** take in what workers compiled (or read, or wrote to disk) since the last request */
 function learn(): void {
   for (;;) {
     let data: Buffer;
@@ -167,8 +210,8 @@ function learn(): void {
     }
     if (!data.length) return;
     try {
-      const m = JSON.parse(data.toString('utf8')) as CompiledSeccomp & { profile: string; bpf: string };
-      remember(m.profile, { bpf: Buffer.from(m.bpf, 'base64'), loadFlags: m.loadFlags, notify: m.notify, skipped: m.skipped });
+      const m = JSON.parse(data.toString('utf8')) as CompiledSeccomp & { profile: string; bpf: string; onDisk: boolean };
+      remember(m.profile, { bpf: Buffer.from(m.bpf, 'base64'), loadFlags: m.loadFlags, notify: m.notify, skipped: m.skipped }, m.onDisk === true);
     } catch {
       /* truncated: ignore */
     }
@@ -177,9 +220,9 @@ function learn(): void {
 
 /**
  * Load what every worker would otherwise load on first use (the config
- * validators, libseccomp), and run it once: pure work on koci's own default
- * spec (whose program the memo then holds), nothing that reads host state a
- * worker must see fresh.
+ * validators, libseccomp unless the disk has the program), and run it once:
+ * pure work on koci's own default spec (whose program the memo then holds),
+ * nothing that reads host state a worker must see fresh.
  */
 function warm(): void {
   const spec = defaultSpec({ seccomp: true });
@@ -236,10 +279,11 @@ function spare(tell: number): never {
 /** process.pid, refreshed in a fork, still says whose fork it is */
 const zygotePid = process.pid;
 
-export function main(): never {
+/** root: the Runtime's state root, for the programs kept on disk there */
+export function main(root?: string): never {
   // the kernel reaps finished workers: no zombie per request, no SIGCHLD handling in a loop that never returns
   libc.ignoreSignal(os.signals.SIGCHLD, true);
-  setupMemo();
+  setupMemo(root);
   warm();
   const b = Buffer.alloc(1);
   let silent = 0;

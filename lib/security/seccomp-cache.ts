@@ -1,7 +1,9 @@
 /**
  * Compiled seccomp programs kept on disk, for the CLI: each `koci create` is
  * a new process, and building a profile like Docker's through libseccomp
- * costs it ~8 ms; a profile seen before costs a small file read instead.
+ * costs it ~8 ms; a profile seen before costs a small file read instead. The
+ * library's zygote reads and writes the same entries (zygote.ts), so a new
+ * Runtime's first container does not wait for the compile either.
  *
  * - Entries live in the state root (`<root>/@cache/seccomp/`; `@` is not
  *   allowed in container IDs, and `list` only counts directories with a
