@@ -92,7 +92,13 @@ function childrenOf(ppid: number): number[] {
 /** the network namespaces a process holds open (a zygote spare's, made ahead) */
 function heldNetworks(pid: number): string[] {
   const links: string[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return []; // gone meanwhile (a worker that just finished)
+  }
+  for (const fd of fds) {
     try {
       links.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
     } catch {
@@ -112,7 +118,13 @@ t.test('library: the network namespace a zygote spare made ahead is new, empty a
   t.equal(devices, 'lo', 'only loopback in it');
   t.equal(fds.trim(), '0 1 2 3', 'no namespace fd passed on (only stdio, and ls\'s own directory)');
   // the spare waiting now holds the namespace the next container gets
-  const zygote = childrenOf(process.pid).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('zygote-main.js'));
+  const zygote = childrenOf(process.pid).find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('zygote-main.js');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
   t.ok(zygote, 'the zygote runs');
   const spare = await (async () => {
     for (let i = 0; i < 100; i++, await new Promise((res) => setTimeout(res, 20))) {
