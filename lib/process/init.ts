@@ -75,8 +75,8 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths: new Map(), newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
     // In all our cgroups only once the runtime says so (it adds us, while we mount, to those we were not born in;
     // forked directly, it makes them meanwhile and we join the v1 ones): needed before a cgroup namespace (its
-    // root is our cgroup then), a cgroup mount, a device node or a mount that may open one, and any fork
-    // the runtime's word also carries the state document (for hooks, and the seccomp listener)
+    // root is our cgroup then), a cgroup mount, a device node or a mount that may open one, and any fork.
+    // The runtime's word also carries the state document (for the hooks and the seccomp listener).
     let given: State | undefined;
     const enterCgroups = (): State => {
       if (given) return given;
