@@ -144,6 +144,14 @@ export function _exit(status: number): never {
   throw new Error('unreachable');
 }
 
+/**
+ * _exit(status) when this process has loaded libc through koffi already, else
+ * return (loading it only to exit would cost more than Node's own exit saves).
+ */
+export function exitIfLoaded(status: number): void {
+  if (lib) _exit(status);
+}
+
 export function execve(path: string, argv: string[], envp: string[]): never {
   fn('int execve(const char *path, const char **argv, const char **envp)')(path, [...argv, null], [...envp, null]);
   fail('execve', path);

@@ -21,6 +21,8 @@ const path = require('node:path');
 
 const REPO = path.resolve(__dirname, '..');
 const KOCI = path.join(REPO, 'dist', 'lib', 'cli', 'main.js');
+// the flags koci's own Node processes start with (the profile starts the CLI as its #! line does)
+const { NODE_FLAGS } = require(path.join(REPO, 'dist', 'lib', 'process', 'node-env.js'));
 const BENCH = path.join(REPO, 'bench');
 const num = (v, d) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : d);
 const ROUNDS = num(process.env.BENCH_ROUNDS, 30);
@@ -315,7 +317,7 @@ function profile() {
     const id = newId('koci', 'prof');
     started.add(`koci:${id}`);
     // as the #! line starts it: without NODE_EXTRA_CA_CERTS
-    walls.push(timed('profile', [process.execPath, '--single-threaded', '--cpu-prof', `--cpu-prof-dir=${dir}`, KOCI, '--root', rootOf.koci, 'run', '--bundle', bundle, id], { env: CLEAN_ENV }));
+    walls.push(timed('profile', [process.execPath, ...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${dir}`, KOCI, '--root', rootOf.koci, 'run', '--bundle', bundle, id], { env: CLEAN_ENV }));
   }
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   const self = new Map(); // category -> ms
@@ -634,7 +636,7 @@ function report(data) {
     `5. Config validation (ajv validators + semantic checks): ${ms(sm.validate)}; seccomp program (built, or read from the state root's cache): ${ms(sm.seccomp)}; GC: ${ms(sm.gc)}.`,
     `6. Outside the profile (Node bootstrap before the profiler, exit, the container's own run): about ${ms(prof.wall - prof.profiled)} of the ${ms(prof.wall)} profiled wall time.`,
     '',
-    `Profiled: ${prof.runs} × \`node --single-threaded --cpu-prof dist/lib/cli/main.js run\` of /bin/true`,
+    `Profiled: ${prof.runs} × \`node ${NODE_FLAGS.join(' ')} --cpu-prof dist/lib/cli/main.js run\` of /bin/true`,
     `(median wall ${ms(prof.wall)} with the profiler on; the profile covers ${ms(prof.profiled)} of it per run — the rest is`,
     `Node's own bootstrap before the profiler starts, process exit, and the time spent outside V8's view).`,
     `Time under \`require()\` (loading, compiling and running module top levels): **${ms(prof.requireMs)}** per run.`,
@@ -675,7 +677,7 @@ function report(data) {
     '  medians of round-by-round ratios. Every runtime runs in the same private mount namespace with /sys/fs/cgroup/unified',
     '  unmounted (cgroup v1 only), from the same busybox bundle (koci\'s default spec with ociVersion 1.1.0, terminal false, /bin/true),',
     '  each with its own state root. CLIs are spawned from the bench\'s Node process (spawnSync; wall time until exit).',
-    '  `koci` is the CLI as an orchestrator runs it: `dist/lib/cli/main.js` through its `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node --single-threaded`',
+    '  `koci` is the CLI as an orchestrator runs it: `dist/lib/cli/main.js` through its `' + fs.readFileSync(KOCI, 'utf8').split('\n')[0] + '`',
     '  line, in the bench\'s environment (`node -e 0` runs in it too; the bare floor without NODE_EXTRA_CA_CERTS).',
     '  "wait" in the lifecycle polls /proc/PID until the container\'s init has exited. Peak RSS is GNU time\'s %M: ru_maxrss, the largest',
     '  single process among the CLI and the descendants it waited for (not a sum). Residency: processes that appear in the bench\'s mount',

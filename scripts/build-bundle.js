@@ -11,9 +11,9 @@
  *   without the CLI's edges to create/run/exec and the seccomp cache.
  * - Sources are reprinted without comments by TypeScript's printer and made
  *   ASCII (\u escapes), so the loader reads them as latin1: no UTF-8 decode.
- * - The code caches are made by `node --single-threaded` children (the flags
- *   the `koci` executable runs with: V8 refuses a cache made under other
- *   flags) that compile with --no-lazy, so the functions the forked
+ * - The code caches are made by Node children started with koci's own flags
+ *   (NODE_FLAGS in lib/process/node-env.ts: V8 refuses a cache made under
+ *   other flags) that compile with --no-lazy, so the functions the forked
  *   container init runs — which the CLI's own process never calls — are
  *   compiled too, then restore --lazy so the flag hash matches a normal start.
  */
@@ -37,6 +37,8 @@ if (process.argv[2] === '--code-cache') {
 const ts = require('typescript');
 const started = Date.now();
 const { BUNDLE_PARTS } = require(path.join(dist, 'lib', 'bundle.js'));
+// the flags koci's Node processes run with: V8 takes a code cache only under the flags it was made with
+const { NODE_FLAGS } = require(path.join(dist, 'lib', 'process', 'node-env.js'));
 
 // The programs that run the bundle (the executable, the zygote) and the loader itself stay outside it.
 const OUTSIDE = new Set(['lib/cli/main.js', 'lib/process/zygote-main.js', 'lib/bundle.js']);
@@ -94,7 +96,7 @@ function writePart([file, cache], members, extra) {
   out += `},\n${extra}};\n})`;
   fs.rmSync(cache, { force: true });
   fs.writeFileSync(file, out, 'latin1');
-  const r = spawnSync(process.execPath, ['--single-threaded', __filename, '--code-cache', file, cache], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [...NODE_FLAGS, __filename, '--code-cache', file, cache], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`build-bundle: making the code cache of ${file} failed (${r.status ?? r.signal})`);
 }
 

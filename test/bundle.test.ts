@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import t from 'tap';
 import { KOCI, kociCli, makeBundle, repo, rootSkipReason, uniqueId } from './helpers/fixtures';
+import { NODE_FLAGS, UNUSED_NODE_ENV } from '../lib/process/node-env';
 
 const dist = join(repo, 'dist');
 
@@ -16,6 +17,14 @@ function partsLoaded(stderr: string): Array<{ file: string; codeCache: string }>
   const m = /\(modules: (\{.*\})\)$/m.exec(stderr);
   return m ? JSON.parse(m[1]).parts : undefined;
 }
+
+t.test("the executable's #! line starts Node as every koci process starts (the flags the code caches are made under)", async (t) => {
+  const line = readFileSync(KOCI, 'utf8').split('\n')[0];
+  const m = /^#!\/usr\/bin\/env -S((?: -u [A-Z_]+)*) node((?: --[a-z-]+)*)$/.exec(line);
+  t.ok(m, `a #!/usr/bin/env -S line: ${line}`);
+  t.same(m?.[2].trim().split(' '), [...NODE_FLAGS], 'the same flags as NODE_FLAGS, in order');
+  t.same(m?.[1].split(' -u ').map((v) => v.trim()).filter(Boolean), [...UNUSED_NODE_ENV], 'the same variables dropped');
+});
 
 t.test('every compiled module is in exactly one part, and the parts are ASCII', async (t) => {
   const parts = ['koci.js', 'koci-more.js'].map((f) => readFileSync(join(dist, f), 'latin1'));

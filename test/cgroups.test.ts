@@ -308,6 +308,25 @@ t.test('library: refusals once the init may be forked (it mounts while its cgrou
   t.same(await rt.list(), [], 'nothing left by the refused create');
 });
 
+t.test('CLI: refusals once the init is forked (it mounts while its cgroups are made) leave nothing behind', { skip: realSkip }, async (t) => {
+  const koci = kociCli(t);
+  // orphans of our descendants come to us while this runs: an init the CLI failed to end would be our child
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  t.teardown(() => void prctl(PR_SET_CHILD_SUBREAPER, 0));
+  const cases: Array<[(s: Spec) => void, RegExp, string]> = [[(s) => (s.linux!.resources!.memory = { limit: 33554432, swappiness: 400 }), /swappiness: (must be 0\.\.100|per-cgroup swappiness does not exist)/, 'bad swappiness']];
+  if (!PURE_V2) cases.push([(s) => (s.linux!.resources!.unified = { 'memory.high': '1000000' }), /unified: cgroup v2 keys need a pure cgroup v2 host/, 'unified on v1']);
+  for (const [edit, message, what] of cases) {
+    const b = makeBundle(t, ['true'], edit);
+    const before = leftovers(koci.root, [b.dir]);
+    const kids = children();
+    const r = koci(['create', '--bundle', b.dir, uniqueId('cgno')]);
+    t.not(r.status, 0, `${what}: create fails`);
+    t.match(r.stderr, message, `${what}: clear error`);
+    t.same(leftovers(koci.root, [b.dir]), before, `${what}: no state, cgroup, mount or process left`);
+    t.same(children(), kids, `${what}: the init was ended and reaped (no orphan came to us)`);
+  }
+});
+
 // ---- the drivers against fake trees --------------------------------------
 
 const ALL: LinuxResources = {

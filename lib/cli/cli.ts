@@ -83,7 +83,7 @@ function verb(name: string): Verb | undefined {
 function ensureSingleThreaded(): void {
   if (process.execArgv.includes('--single-threaded') || process.env.NODE_OPTIONS?.includes('--single-threaded')) return;
   const libc = require('../../bindings/libc') as typeof import('../../bindings/libc');
-  const { ownNodeEnv } = require('../process/node-env') as typeof import('../process/node-env');
+  const { NODE_FLAGS, ownNodeEnv } = require('../process/node-env') as typeof import('../process/node-env');
   const env = Object.entries(ownNodeEnv()).map(([k, v]) => `${k}=${v}`);
   // Node marks stdio close-on-exec (files too, not only pipes): without this the
   // re-exec'd koci, and so the container, would get /dev/null as stdio.
@@ -95,7 +95,7 @@ function ensureSingleThreaded(): void {
     }
   }
   // argv[1] is the executable (main.js), whichever way this module was loaded
-  libc.execve(process.execPath, [process.execPath, '--single-threaded', ...process.execArgv, process.argv[1], ...process.argv.slice(2)], env);
+  libc.execve(process.execPath, [process.execPath, ...NODE_FLAGS.filter((f) => !process.execArgv.includes(f)), ...process.execArgv, process.argv[1], ...process.argv.slice(2)], env);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -25,7 +25,7 @@ import { CgroupManager } from '../cgroups/manager';
 import { checkLsm } from '../security/lsm';
 import { keepSeccomp, prepareSeccomp, releaseSeccomp } from '../security/seccomp';
 import { setupNotify } from '../process/notify';
-import { cloneInit, mayCloneInit, runStage1 } from '../process/stage1';
+import { cloneInit, mayCloneInit, mayJoinLate, runStage1 } from '../process/stage1';
 import { recordHostMountNs } from '../rootfs/mount';
 import { loadBundle } from '../spec/load';
 import { refuseUnsupported } from '../spec/unsupported';
@@ -162,8 +162,8 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       unmade = unmade.filter((d) => !dirs.includes(d));
     };
     let ready = false;
-    // every cgroup made, with its device rules and linux.resources (checked in full): before the init joins,
-    // or (forked directly) before it is told it has, creates a device or forks
+    // every cgroup made, with its device rules and linux.resources (checked in full): before stage 1 joins,
+    // or (lateJoin) before the init is told to join, creates a device or forks
     const readyCgroups = () => {
       if (ready) return;
       makeCgroups(unmade);
@@ -171,16 +171,17 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       CgroupManager.forLeaves(leaves, mounts).apply(config.linux?.resources);
       ready = true;
     };
-    // forked directly, the init mounts while we make its cgroups; only the cgroup2 one it is born in comes first
-    const early = mayCloneInit(ns);
-    if (early) makeCgroups(v2);
+    // the init mounts while we make its cgroups (it joins the v1 ones itself); only the cgroup2 one it is born in comes first
+    const late = mayJoinLate(ns);
+    const early = late && mayCloneInit(ns);
+    if (late) makeCgroups(v2);
     else readyCgroups();
     if (early && ns.unshareFlags & C.CLONE_NEWNET) network = takeNetworkNamespace();
     else dropNetworkNamespace();
     // not from a user namespace or a joined cgroup namespace: the kernel refuses CLONE_INTO_CGROUP there,
     // and it refuses after it gave the child a PID, which leaves a new PID namespace unable to fork again
     if (v2.length === 1 && !ns.newUser && !ns.join.some((j) => j.type === 'user' || j.type === 'cgroup')) cgroup2Fd = openCgroup2(v2[0]);
-    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, selfJoin: stageMayJoin(config.linux?.resources) ? v1 : [], cgroup2Fd: cgroup2Fd >= 0 ? cgroup2Fd : undefined, network: network >= 0 ? network : undefined, runtimeHooks: !!(config.hooks?.prestart?.length || config.hooks?.createRuntime?.length) };
+    const plan: InitPlan = { id: opts.id, bundle, rootfs, config, ns, noPivot: !!opts.noPivot, noNewKeyring: !!opts.noNewKeyring, fifoFd, preserveFds: (opts.listenFds ?? 0) + (opts.preserveFds ?? 0), runtimeFds: [...(lock === null ? [] : [lock]), ...(opts.closeFds ?? [])], seccomp, selfJoin: stageMayJoin(config.linux?.resources) ? v1 : [], lateJoin: late, cgroup2Fd: cgroup2Fd >= 0 ? cgroup2Fd : undefined, network: network >= 0 ? network : undefined, runtimeHooks: !!(config.hooks?.prestart?.length || config.hooks?.createRuntime?.length) };
     recordHostMountNs();
     // orphans of this create (the init, once stage 1 exits) come to us, so a failure can reap them
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1);
@@ -188,7 +189,6 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     parent = p;
     const direct = early ? cloneInit(plan, p, child) : undefined;
     if (direct === undefined) {
-      readyCgroups(); // stage 1 joins them first thing
       stage1 = libc.fork();
       if (stage1 === 0) {
         parent.close();
@@ -219,7 +219,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       initPid = born.pid;
       inCgroup2 = born.inCgroup === true;
     }
-    // the init mounts while we make its cgroups (forked directly) and add it to those it was not born in,
+    // the init mounts while we make its cgroups (lateJoin) and add it to those it was not born in,
     // nor joins itself: a cgroup.procs write waits out an RCU grace period (~10 ms on a quiet host)
     parent.send({ type: 'go' });
     readyCgroups();

@@ -74,14 +74,14 @@ export function runInit(plan: InitPlan, chan: Channel): never {
     run('bind rootfs', () => mount(plan.rootfs, plan.rootfs, null, C.MS_BIND | C.MS_REC, null));
     const ctx: MountContext = { rootfs: plan.rootfs, bundle: plan.bundle, cgroupPaths: new Map(), newCgroupNs: plan.ns.has.has('cgroup'), mountLabel: config.linux?.mountLabel };
     // In all our cgroups only once the runtime says so (it adds us, while we mount, to those we were not born in;
-    // forked directly, it makes them meanwhile and we join the v1 ones): needed before a cgroup namespace (its
+    // with lateJoin, it makes them meanwhile and we join the v1 ones): needed before a cgroup namespace (its
     // root is our cgroup then), a cgroup mount, a device node or a mount that may open one, and any fork.
     // The runtime's word also carries the state document (for the hooks and the seccomp listener).
     let given: State | undefined;
     const enterCgroups = (): State => {
       if (given) return given;
       given = expect(chan.recv(), 'cgroups', eof, fromWire).state;
-      if (plan.direct && plan.selfJoin.length) run('join cgroups', () => joinCgroups(plan.selfJoin));
+      if (plan.lateJoin && plan.selfJoin.length) run('join cgroups', () => joinCgroups(plan.selfJoin));
       ctx.cgroupPaths = readOwnCgroups();
       if (plan.ns.newCgroup) run('create cgroup namespace', () => libc.unshare(C.CLONE_NEWCGROUP));
       return given;

@@ -20,7 +20,7 @@ import { sendWithFds } from '../../bindings/socket';
 import { fromWire, KociError, SyscallError, type WireError } from '../errors';
 import type { State } from '../spec/types';
 import type { ExitStatus, HelperRequest, Request } from './helper';
-import { ownNodeEnv } from './node-env';
+import { NODE_FLAGS, ownNodeEnv } from './node-env';
 import { FD_DEV_NULL, ZYGOTE_FDS, type ZygoteRequest } from './zygote-protocol';
 
 export interface HelperReply {
@@ -250,7 +250,7 @@ export class Launcher {
       // fd 3: the control socket; 4..: /dev/null placeholders that keep Node's own fds above the preserved-fd range.
       // detached: its own session, so a ^C meant for the host's terminal does not end runs in flight
       // every function compiled once in the zygote (zygote-main.ts), not again in each worker (which cannot keep its work)
-      child = spawn(this.nodePath, ['--single-threaded', ZYGOTE, this.root], {
+      child = spawn(this.nodePath, [...NODE_FLAGS, ZYGOTE, this.root], {
         stdio: ['ignore', 'ignore', 'pipe', theirs, ...Array<number>(ZYGOTE_FDS - 1).fill(devNull)],
         detached: true,
         env: ownNodeEnv(),
@@ -297,7 +297,7 @@ export class Launcher {
     const full: HelperRequest = { ...req, replyFd };
     let child: ChildProcess;
     try {
-      child = spawn(this.nodePath, ['--single-threaded', HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions, env: ownNodeEnv() });
+      child = spawn(this.nodePath, [...NODE_FLAGS, HELPER, JSON.stringify(full)], { stdio: [...io, 'pipe'] as StdioOptions, env: ownNodeEnv() });
     } finally {
       if (devNull !== undefined) closeSync(devNull);
     }

@@ -20,8 +20,13 @@ export interface InitPlan {
   runtimeFds: number[];
   /** linux.seccomp built and compiled by the runtime (inherited through fork); the init only loads it */
   seccomp?: SeccompFilter;
-  /** the container's v1 cgroups, which stage 1 joins itself so that the init is born in them */
+  /**
+   * the container's v1 cgroups that koci's own process moves into (a `tasks` write of 0, no global lock):
+   * stage 1 before it forks, so that the init is born in them, or with lateJoin the init itself
+   */
   selfJoin: string[];
+  /** the init joins selfJoin once the runtime says they are ready (`cgroups`): it mounts while the runtime makes them */
+  lateJoin: boolean;
   /**
    * an fd of the container's cgroup2 cgroup: stage 1 forks the init into it (clone3), which spares the
    * cgroup.procs write; the runtime adds the init to whatever it was not born in while it mounts, then says `cgroups`

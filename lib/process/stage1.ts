@@ -18,16 +18,25 @@ import type { InitPlan } from './plan';
 import { expect } from './protocol';
 
 /**
+ * The init may join its v1 cgroups itself, once the runtime says they are
+ * ready, and mount meanwhile (InitPlan.lateJoin): it is host root with the
+ * host's paths until it pivots, in a container that needs no user namespace
+ * and joins no namespace by path.
+ */
+export function mayJoinLate(ns: NamespacePlan): boolean {
+  return !ns.newUser && !ns.join.length;
+}
+
+/**
  * Without stage 1: a single-threaded runtime (a zygote worker) whose
  * container needs no user or time namespace and joins none by path forks the
  * init itself with clone3 (cloneInit), born in its new namespaces (PID 1 of
  * the new PID namespace) and its cgroup2 cgroup: one fork of a Node process
  * less per container. The init then does stage 1's share (closes the
- * runtime's fds; joins the v1 cgroups once the runtime says they are ready,
- * so that it can mount meanwhile).
+ * runtime's fds) and joins its v1 cgroups late (mayJoinLate).
  */
 export function mayCloneInit(ns: NamespacePlan): boolean {
-  if (ns.newUser || ns.newTime || ns.join.length) return false;
+  if (!mayJoinLate(ns) || ns.newTime) return false;
   // raw clone3 only from a single thread: the CLI's Node has others, so it keeps stage 1
   return readdirSync('/proc/self/task').length === 1;
 }
@@ -50,7 +59,7 @@ export function runStage1(plan: InitPlan, chan: Channel): never {
   try {
     libc.prctl(C.PR_SET_PDEATHSIG, 9); // the runtime died: stop building a container nobody will own
     closeRuntimeFds(plan.runtimeFds);
-    if (plan.selfJoin.length) {
+    if (plan.selfJoin.length && !plan.lateJoin) {
       step = 'join cgroups';
       joinCgroups(plan.selfJoin);
     }
