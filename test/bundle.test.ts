@@ -4,7 +4,8 @@
  * commands never load the second part, and koci behaves the same without it.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
 import t from 'tap';
 import { KOCI, kociCli, makeBundle, repo, rootSkipReason, uniqueId } from './helpers/fixtures';
@@ -81,4 +82,22 @@ t.test('the executable runs koci from the bundle, with the code caches', { skip:
   const r = spawnSync(process.execPath, ['--single-threaded', '--no-opt', KOCI, '--debug', '--root', koci.root, 'list'], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
   t.same(partsLoaded(r.stderr), [{ file: 'koci.js', codeCache: 'rejected' }], 'a cache made under other V8 flags is refused, not fatal');
+});
+
+t.test('the CLI exits at once (_exit) and loses nothing: its last words through pipes, a profile when Node is asked for one', { skip: rootSkipReason() }, async (t) => {
+  const koci = kociCli(t);
+  // a container that fails at exec: koci has loaded koffi, reports on stderr and exits non-zero
+  const bad = makeBundle(t, ['/no/such/program']);
+  const r = spawnSync(KOCI, ['--root', koci.root, 'run', '--bundle', bad.dir, uniqueId('exit')], { encoding: 'utf8', timeout: 60_000 });
+  t.not(r.status, 0, 'the failure is the exit status');
+  t.match(r.stderr, /^koci: .*\/no\/such\/program.*\n$/s, `the whole line arrives through a pipe: ${r.stderr}`);
+  const ok = makeBundle(t, ['sh', '-c', 'exit 7']);
+  t.equal(spawnSync(KOCI, ['--root', koci.root, 'run', '--bundle', ok.dir, uniqueId('exit')], { stdio: 'pipe' }).status, 7, "the container's status");
+  // --cpu-prof (the bench's profile) writes at Node's own exit, which koci then keeps
+  const dir = mkdtempSync(join(tmpdir(), 'koci-prof-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const p = spawnSync(process.execPath, [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${dir}`, KOCI, '--root', koci.root, 'run', '--bundle', ok.dir, uniqueId('exit')], { stdio: 'pipe', timeout: 60_000 });
+  t.equal(p.status, 7);
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the main thread's (a loader's NODE_OPTIONS may add a worker's)
+  t.ok(readdirSync(dir).some((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f)), `the main thread's profile is written: ${readdirSync(dir)}`);
 });

@@ -10,6 +10,7 @@
 import { writeSync } from 'node:fs';
 import { bundledModule } from '../bundle';
 
+
 type Cli = typeof import('./cli');
 type Libc = typeof import('../../bindings/libc');
 const cli = bundledModule<Cli>('lib/cli/cli.js') ?? (require('./cli') as Cli);
@@ -17,12 +18,16 @@ const cli = bundledModule<Cli>('lib/cli/cli.js') ?? (require('./cli') as Cli);
 /**
  * Exit at once with the verb's status. The CLI writes its output with
  * writeSync (and Node's stdout is synchronous on Linux for files, pipes and
- * terminals), so nothing is pending: Node's own exit, which tears down V8 and
- * joins koffi's threads, would cost a `run` ~2 ms more.
+ * terminals), so nothing is pending: Node's own exit (V8's teardown, and
+ * more) would cost a `run` ~2 ms more. Not when Node has something to write
+ * at exit: a profile (--cpu-prof, --heap-prof, --prof) or coverage
+ * (NODE_V8_COVERAGE).
  */
+const ORDERLY_EXIT = !!process.env.NODE_V8_COVERAGE || process.execArgv.some((a) => /^--(cpu-prof|heap-prof|prof)\b/.test(a));
+
 function exit(code: number): void {
   process.exitCode = code;
-  (bundledModule<Libc>('bindings/libc.js') ?? (require('../../bindings/libc') as Libc)).exitIfLoaded(code);
+  if (!ORDERLY_EXIT) (bundledModule<Libc>('bindings/libc.js') ?? (require('../../bindings/libc') as Libc)).exitIfLoaded(code);
 }
 
 cli.main(process.argv.slice(2)).then(exit, (e) => {

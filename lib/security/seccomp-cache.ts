@@ -33,19 +33,23 @@ interface Entry {
 
 /**
  * The entry's file name: two 32-bit FNV-1a hashes of the key (different
- * offset bases). The full key inside decides, so a collision only costs a
- * compile; node:crypto would cost a CLI start ~9 ms to load.
+ * offset bases) over its UTF-8 bytes taken four at a time, and its length.
+ * The full key inside decides, so a collision only costs a compile;
+ * node:crypto would cost a CLI start ~9 ms to load, and a loop over the key's
+ * characters ~1.7 ms (cold code, ~6 KB for Docker's profile) against ~0.2.
  */
 function fileName(key: string): string {
+  const bytes = Buffer.from(key, 'utf8');
+  const words = new Int32Array((bytes.length + 3) >> 2);
+  new Uint8Array(words.buffer).set(bytes);
   let a = 0x811c9dc5;
   let b = 0x050c5d1f;
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x01000193);
+  for (let i = 0; i < words.length; i++) {
+    a = Math.imul(a ^ words[i], 0x01000193);
+    b = Math.imul(b ^ words[i], 0x01000193);
   }
   const hex = (h: number) => (h >>> 0).toString(16).padStart(8, '0');
-  return `${hex(a)}${hex(b)}.json`;
+  return `${hex(a)}${hex(b)}-${bytes.length}.json`;
 }
 
 export class SeccompDiskCache implements SeccompMemo {
