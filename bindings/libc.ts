@@ -408,14 +408,17 @@ export function dup3(oldfd: number, newfd: number, flags: number): void {
 }
 
 /**
- * Wait up to timeoutMs for fd to be readable (or at its end, or in error):
- * true when it is, false on timeout or EINTR. poll(2) with one struct pollfd.
+ * Wait up to timeoutMs (-1: no limit) for fd, or any of fds, to be readable
+ * (or at its end, or in error): true when one is, false on timeout or EINTR.
  */
-export function pollIn(fd: number, timeoutMs: number): boolean {
-  const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(C.POLLIN, 4);
-  const r = fn('int poll(_Inout_ uint8_t *fds, unsigned long n, int timeout)')(pfd, 1, timeoutMs) as number;
+export function pollIn(fd: number | readonly number[], timeoutMs: number): boolean {
+  const fds = typeof fd === 'number' ? [fd] : fd;
+  const pfd = Buffer.alloc(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
+  fds.forEach((f, i) => {
+    pfd.writeInt32LE(f, 8 * i);
+    pfd.writeInt16LE(C.POLLIN, 8 * i + 4);
+  });
+  const r = fn('int poll(_Inout_ uint8_t *fds, unsigned long n, int timeout)')(pfd, fds.length, timeoutMs) as number;
   if (r < 0) {
     if (koffi().errno() === 4 /* EINTR */) return false;
     fail('poll');

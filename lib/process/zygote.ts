@@ -11,8 +11,11 @@
  *
  * The zygote keeps one forked spare worker blocked in recvmsg on the control
  * socket, so a request meets a process already forked. The spare that takes
- * a request tells the zygote, which forks the next spare: requests run
- * concurrently, each in its own worker. The worker places the container's
+ * a request tells the zygote, which forks the next spare once that worker has
+ * made its container (or exec'd process), or at once when another request
+ * waits: the next spare's fork and network namespace do not compete for the
+ * CPUs with the container being made, and requests still run concurrently,
+ * each in its own worker. The worker places the container's
  * stdio, runs create (or a whole run: create, start, blocking wait, delete;
  * or an exec and its wait, serve-exec.ts) synchronously, writes helper.ts's
  * JSON-line replies on the reply pipe and _exits. EOF on the control socket (the host closed it or exited) ends the
@@ -53,6 +56,8 @@ function placeFds(map: number[], fds: number[]): void {
 }
 
 let replyFd = -1;
+/** the pipe whose end tells the zygote that this worker has made its container */
+let tellFd = -1;
 
 /** the container's process has its copies of the caller's stdio: ours would keep the caller's pipes open after it is gone */
 function releaseStdio(stdio: number[]): void {
@@ -61,19 +66,21 @@ function releaseStdio(stdio: number[]): void {
   libc.close(devNull);
 }
 
-/** in the worker: the request, synchronously; replies as helper.ts's */
-function serve(req: ZygoteRequest, reply: (msg: object) => void): void {
+/** in the worker: the request, synchronously; replies as helper.ts's. made(): the container (or exec'd process) is made */
+function serve(req: ZygoteRequest, reply: (msg: object) => void, made: () => void): void {
   // the exec'd process does not get the reply pipe: it is above its preserved fds, and those above are closed on exec
   if (req.op === 'exec') {
     dropNetworkNamespace(); // made ahead for a container
+    made(); // an exec is light: the next spare need not wait
     return serveExec(req.exec, reply, () => releaseStdio(req.stdio));
   }
   const store = new StateStore(req.create.root);
   const warnings: string[] = [];
   const warn = (m: string) => warnings.push(m);
   const take = () => warnings.splice(0);
-  // the container's processes must not hold the reply pipe (the library reads it to EOF)
-  const rec = createContainer({ ...req.create, closeFds: [replyFd], warn });
+  // the container's processes must not hold the reply pipe (the library reads it to EOF), nor the zygote's word
+  const rec = createContainer({ ...req.create, closeFds: [replyFd, tellFd], warn });
+  made();
   releaseStdio(req.stdio);
   if (req.op === 'create') return reply({ created: store.ociState(rec), warnings: take() });
   try {
@@ -102,8 +109,13 @@ function serve(req: ZygoteRequest, reply: (msg: object) => void): void {
 }
 
 /** a request in hand (the spare's setup done): serve it and exit */
-function worker(req: ZygoteRequest, fds: number[]): never {
+function worker(req: ZygoteRequest, fds: number[], tell: number): never {
   replyFd = fds[0];
+  tellFd = tell;
+  const made = () => {
+    if (tellFd >= 0) libc.close(tellFd);
+    tellFd = -1;
+  };
   // a host that went away must not stop the container's lifecycle halfway (Node ignores SIGPIPE: EPIPE here)
   const reply = (msg: object) => {
     try {
@@ -114,7 +126,7 @@ function worker(req: ZygoteRequest, fds: number[]): never {
   };
   try {
     placeFds(req.stdio, fds);
-    serve(req, reply);
+    serve(req, reply, made);
     libc._exit(0);
   } catch (e) {
     reply({ error: toWire(e) });
@@ -260,7 +272,6 @@ function spare(tell: number): never {
     // a request in hand outlives the zygote
     if (!gone) libc.prctl(C.PR_SET_PDEATHSIG, 0);
     libc.write(tell, Buffer.from([gone ? HOST_GONE : TAKEN]));
-    libc.close(tell);
     if (gone) libc._exit(0);
     req = JSON.parse(msg.data.toString('utf8')) as ZygoteRequest;
     if (fds.length === 0) throw new Error('a request without a reply fd');
@@ -273,7 +284,8 @@ function spare(tell: number): never {
       libc._exit(1);
     }
   }
-  worker(req, fds);
+  // `tell` stays open until the container is made: its end is the zygote's cue to fork the next spare
+  worker(req, fds, tell);
 }
 
 /** process.pid, refreshed in a fork, still says whose fork it is */
@@ -316,6 +328,9 @@ export function main(root?: string): never {
         if ((e as NodeJS.ErrnoException).code !== 'EINTR') throw e;
       }
     }
+    // the worker makes its container: the next spare is forked when it is done (the pipe's end, or its death),
+    // or when another request is already waiting for one
+    if (n === 1 && b[0] === TAKEN) libc.pollIn([heard, ZYGOTE_CTL], -1);
     libc.close(heard);
     if (n === 1 && b[0] === HOST_GONE) process.exit(0);
     // spares that keep dying before a request (a broken control socket): end, the host starts a new zygote on demand
