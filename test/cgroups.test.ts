@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { kociCli, makeBundle, rootSkipReason, stateOf, uniqueId, type Koci } from './helpers/fixtures';
 import { leftovers } from './helpers/leftovers';
 import { testRuntime } from './helpers/runtime';
+import { childrenOf } from './helpers/wait';
 import { PR_SET_CHILD_SUBREAPER } from '../dist/bindings/constants';
 import { prctl } from '../dist/bindings/libc';
 import { CgroupManager } from '../lib/cgroups/manager';
@@ -271,16 +272,7 @@ t.test('library: the init a zygote worker forks itself (no stage 1) is in every 
 });
 
 /** this process's children (the zygote, and any orphan of its descendants while we are their subreaper) */
-function children(): string[] {
-  return readdirSync('/proc').filter((p) => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      return /^\d+$/.test(p) && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
-    } catch {
-      return false;
-    }
-  });
-}
+const children = (): number[] => childrenOf(process.pid);
 
 t.test('library: refusals once the init may be forked (it mounts while its cgroups are made) leave nothing behind', { skip: realSkip }, async (t) => {
   const rt = testRuntime(t);

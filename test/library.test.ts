@@ -9,7 +9,7 @@ import { acceptUnix, listenUnix, recvWithFds } from '../dist/bindings/socket';
 import { makeBundle, rootSkipReason, uniqueId } from './helpers/fixtures';
 import { leftovers } from './helpers/leftovers';
 import { testRuntime } from './helpers/runtime';
-import { alive, until } from './helpers/wait';
+import { alive, childrenOf, until } from './helpers/wait';
 import { tmpdir } from 'node:os';
 
 const skip = rootSkipReason();
@@ -219,21 +219,6 @@ t.test('library zygote: close() ends it, containers outlive it, the host exit en
   t.equal(out.zygotes.length, 1, 'the host had a zygote');
   t.ok(await until(() => !alive(out.zygotes[0])), 'which ended with the host');
 });
-
-/** PIDs whose parent is `ppid` */
-function childrenOf(ppid: number): number[] {
-  return readdirSync('/proc')
-    .filter((x) => /^\d+$/.test(x))
-    .filter((p) => {
-      try {
-        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid;
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
-}
 
 t.test('library zygote: the next spare comes once the worker has made its container, or at once for a waiting request', { skip }, async (t) => {
   // every mount of every container of this Runtime slowed (the zygote reads it when it starts): a create takes ~1 s

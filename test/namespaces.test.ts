@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import type { LinuxNamespaceType, Spec } from '../lib/spec/types';
 import { type Bundle, type Koci, kociCli, makeBundle, rootSkipReason, stateOf, uniqueId } from './helpers/fixtures';
 import { testRuntime } from './helpers/runtime';
+import { childrenOf } from './helpers/wait';
 
 const skip = rootSkipReason();
 if (skip) t.comment(`skipping namespace tests: ${skip}`);
@@ -75,20 +76,6 @@ t.test('every listed namespace type is new', { skip }, async (t) => {
   t.equal(stateOf(koci, id).status, 'created');
 });
 
-/** children of a process, by /proc */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(p));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
-}
-
 /** the network namespaces a process holds open (a zygote spare's, made ahead) */
 function heldNetworks(pid: number): string[] {
   const links: string[] = [];
@@ -126,14 +113,19 @@ t.test('library: the network namespace a zygote spare made ahead is new, empty a
     }
   });
   t.ok(zygote, 'the zygote runs');
+  // a spare still making its namespace holds the host's too (to go back to it): done, it holds one, another
+  const madeAhead = (p: number) => {
+    const held = heldNetworks(p);
+    return held.length === 1 && held[0] !== hostNet ? held[0] : undefined;
+  };
   const spare = await (async () => {
     for (let i = 0; i < 100; i++, await new Promise((res) => setTimeout(res, 20))) {
-      const s = childrenOf(zygote!).find((p) => heldNetworks(p).length === 1);
+      const s = childrenOf(zygote!).find((p) => madeAhead(p));
       if (s) return s;
     }
     return undefined;
   })();
-  t.ok(spare, 'its spare holds one network namespace');
+  t.ok(spare, 'its spare holds one network namespace, not the host\'s');
   const ahead = heldNetworks(spare!)[0];
   t.not(ahead, hostNet, "not the host's");
   const s = makeBundle(t, ['sleep', '60']);
@@ -142,7 +134,7 @@ t.test('library: the network namespace a zygote spare made ahead is new, empty a
   t.equal(readlinkSync(`/proc/${created.pid}/ns/net`), ahead, 'the next container is in it');
   const next = await (async () => {
     for (let i = 0; i < 100; i++, await new Promise((res) => setTimeout(res, 20))) {
-      const n = childrenOf(zygote!).filter((p) => p !== spare).flatMap(heldNetworks);
+      const n = childrenOf(zygote!).filter((p) => p !== spare).map(madeAhead).filter(Boolean);
       if (n.length) return n[0];
     }
     return undefined;

@@ -20,10 +20,11 @@ const cli = bundledModule<Cli>('lib/cli/cli.js') ?? (require('./cli') as Cli);
  * writeSync (and Node's stdout is synchronous on Linux for files, pipes and
  * terminals), so nothing is pending: Node's own exit (V8's teardown, and
  * more) would cost a `run` ~2 ms more. Not when Node has something to write
- * at exit: a profile (--cpu-prof, --heap-prof, --prof) or coverage
- * (NODE_V8_COVERAGE).
+ * at exit: a profile (--cpu-prof, --heap-prof, --prof, on the command line
+ * or in NODE_OPTIONS) or coverage (NODE_V8_COVERAGE).
  */
-const ORDERLY_EXIT = !!process.env.NODE_V8_COVERAGE || process.execArgv.some((a) => /^--(cpu-prof|heap-prof|prof)\b/.test(a));
+const PROFILING = /(^|\s)--(cpu-prof|heap-prof|prof)\b/;
+const ORDERLY_EXIT = !!process.env.NODE_V8_COVERAGE || process.execArgv.some((a) => PROFILING.test(a)) || PROFILING.test(process.env.NODE_OPTIONS ?? '');
 
 function exit(code: number): void {
   process.exitCode = code;
