@@ -1,13 +1,14 @@
 /**
  * koci's modules from two files instead of ~100: dist/koci.js holds the
- * modules every command needs and the light ones (state, start, kill,
- * delete, …), dist/koci-more.js the rest (create, run, exec: validation,
- * rootfs, seccomp, the fork stages). Each is one script whose V8 code for
- * every function sits next to it (koci.cache, koci-more.cache); both are
- * built by scripts/build-bundle.js. A CLI start then reads a file or two
- * instead of resolving, reading and compiling modules one by one — most of
- * what koci cost above Node's own start (issue 7) — and `state` never
- * touches the second part.
+ * modules every command needs and those of state, start, kill, delete and
+ * list (what an orchestrator calls around each create), dist/koci-more.js
+ * the rest (create, run, exec: validation, rootfs, seccomp, the fork stages;
+ * pause, ps, events, update, spec, features). Each is one script whose V8
+ * code for every function sits next to it (koci.cache, koci-more.cache);
+ * both are built by scripts/build-bundle.js. A CLI start then reads a file
+ * or two instead of resolving, reading and compiling modules one by one —
+ * most of what koci cost above Node's own start (issue 7) — and those five
+ * verbs never touch the second part.
  *
  * A small CommonJS loader runs the modules: relative requires between
  * bundled modules stay inside the bundle, anything else (node:*, koffi, ajv's

@@ -2,13 +2,17 @@
 'use strict';
 /**
  * Build step (after tsc and the validators): put the compiled modules of
- * dist/ into two scripts — dist/koci.js (what every command and the light
- * commands need) and dist/koci-more.js (the rest) — and V8's code for all of
- * their functions next to them (koci.cache, koci-more.cache). lib/bundle.ts
- * loads them; see there why.
+ * dist/ into two scripts — dist/koci.js (what every command and the verbs of
+ * every container's life but create need) and dist/koci-more.js (the rest) —
+ * and V8's code for all of their functions next to them (koci.cache,
+ * koci-more.cache). lib/bundle.ts loads them; see there why.
  *
- * - The first part is the require closure of the CLI and its light verbs,
- *   without the CLI's edges to create/run/exec and the seccomp cache.
+ * - The first part is the require closure of the CLI and of state, start,
+ *   kill, delete and list (what an orchestrator's shim calls around each
+ *   create), without the CLI's edges to the other verbs and the seccomp
+ *   cache: about half of koci's light code, so those verbs deserialize half
+ *   the code they did. The other verbs (create, run, exec, pause, ps,
+ *   events, update, spec, features) load both parts.
  * - Sources are reprinted without comments by TypeScript's printer and made
  *   ASCII (\u escapes), so the loader reads them as latin1: no UTF-8 decode.
  * - The code caches are made by Node children started with koci's own flags
@@ -42,9 +46,9 @@ const { NODE_FLAGS } = require(path.join(dist, 'lib', 'process', 'node-env.js'))
 
 // The programs that run the bundle (the executable, the zygote) and the loader itself stay outside it.
 const OUTSIDE = new Set(['lib/cli/main.js', 'lib/process/zygote-main.js', 'lib/bundle.js']);
-const LIGHT_ROOTS = ['cli', 'state', 'start', 'kill', 'delete', 'list', 'pause', 'ps', 'events', 'update', 'spec', 'features'].map((v) => `lib/cli/${v}.js`);
-// what the CLI requires only for the verbs that fork
-const HEAVY_FROM_CLI = new Set(['lib/cli/create.js', 'lib/cli/run.js', 'lib/cli/exec.js', 'lib/security/seccomp-cache.js', 'lib/security/seccomp.js']);
+const LIGHT_ROOTS = ['cli', 'state', 'start', 'kill', 'delete', 'list'].map((v) => `lib/cli/${v}.js`);
+// what the CLI requires only for the other verbs (and for those that fork, the seccomp cache)
+const HEAVY_FROM_CLI = new Set([...['create', 'run', 'exec', 'pause', 'ps', 'events', 'update', 'spec', 'features'].map((v) => `lib/cli/${v}.js`), 'lib/security/seccomp-cache.js', 'lib/security/seccomp.js']);
 
 const files = [];
 (function walk(dir) {

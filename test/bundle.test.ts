@@ -43,7 +43,8 @@ t.test('every compiled module is in exactly one part, and the parts are ASCII', 
   const expected = all.filter((k) => !['lib/cli/main.js', 'lib/process/zygote-main.js', 'lib/bundle.js'].includes(k)).sort();
   t.same([...first, ...second].sort(), expected, 'the parts hold every module but the programs that load them and the loader');
   t.equal(new Set([...first, ...second]).size, first.length + second.length, 'no module twice');
-  t.ok(first.includes('lib/cli/state.js') && !first.includes('lib/container/create.js'), 'state is in the first part, create is not');
+  t.ok(['state', 'start', 'kill', 'delete', 'list'].every((v) => first.includes(`lib/cli/${v}.js`)), 'state, start, kill, delete and list are in the first part');
+  t.ok(['create', 'run', 'exec', 'ps', 'update'].every((v) => second.includes(`lib/cli/${v}.js`)), 'create, run, exec, ps and update are not');
   for (const [i, src] of parts.entries()) t.notOk(/[^\x00-\x7f]/.test(src), `part ${i + 1} is ASCII (read as latin1)`);
 });
 
@@ -71,7 +72,15 @@ t.test('the executable runs koci from the bundle, with the code caches', { skip:
   const unbundled = koci(['state', id], { env: { ...process.env, KOCI_NO_BUNDLE: '1' } });
   t.same(JSON.parse(unbundled.stdout), JSON.parse(state.stdout), 'the same state without the bundle');
   t.same(partsLoaded(koci(['--debug', 'state', id], { env: { ...process.env, KOCI_NO_BUNDLE: '1' } }).stderr), [], 'KOCI_NO_BUNDLE=1: no part loaded');
-  t.equal(koci(['delete', '--force', id]).status, 0);
+  // the rest of a container's life around its create: the first part alone too
+  for (const v of [['start', id], ['delete', '--force', id], ['list']]) {
+    const r = koci(['--debug', ...v]);
+    t.equal(r.status, 0, `${v[0]}: ${r.stderr}`);
+    t.same(partsLoaded(r.stderr), [{ file: 'koci.js', codeCache: 'accepted' }], `${v[0]}: the first part only`);
+  }
+  const ps = koci(['--debug', 'ps', '--format', 'json', uniqueId('none')]);
+  t.same(partsLoaded(ps.stderr), [{ file: 'koci.js', codeCache: 'accepted' }, { file: 'koci-more.js', codeCache: 'accepted' }], 'ps: both parts');
+  t.match(ps.stderr, /does not exist/, 'and works');
 
   const run = koci(['--debug', 'run', '--bundle', b.dir, uniqueId('bundle')]);
   t.equal(run.status, 0);

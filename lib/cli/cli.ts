@@ -106,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json, not ${JSON.stringify(format)}`);
     log = new Logger(typeof g.options.log === 'string' ? g.options.log : undefined, format, g.options.debug === true);
     if (g.options.version) {
-      const { KOCI_OCI_VERSION } = require('../spec/default') as typeof import('../spec/default');
+      const { KOCI_OCI_VERSION } = require('../spec/version') as typeof import('../spec/version');
       stdout(`koci version ${require('../../../package.json').version}\nspec: ${KOCI_OCI_VERSION}\nnode: ${process.version}\n`);
       return 0;
     }

@@ -5,8 +5,9 @@
  */
 import { defaultSeccomp } from '../security/default-seccomp';
 import type { Mount, Spec } from './types';
+import { KOCI_OCI_VERSION } from './version';
 
-export const KOCI_OCI_VERSION = '1.3.0';
+export { KOCI_OCI_VERSION };
 
 export interface DefaultSpecOptions {
   /** like `runc spec --rootless`: user namespace mapping the caller, no network namespace, no cgroup resources */
