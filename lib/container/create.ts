@@ -68,6 +68,12 @@ export interface CreateOptions extends ProcessHandoff {
   listenFds?: number;
   /** fds of the caller that the container must not inherit (the library helper's reply pipe) */
   closeFds?: number[];
+  /**
+   * `run`: start follows at once. The exec fifo's reading end is opened as soon as the init is forked, so the
+   * init goes on to its exec right after reporting `created` instead of waiting for `start` to open it; the fd
+   * is handed over here once the container is created, for startContainer (the caller closes it)
+   */
+  onStartReader?: (fd: number) => void;
 }
 
 /** write a file atomically next to its final name */
@@ -120,6 +126,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   let initPid = 0;
   let parent: Channel | undefined;
   let fifoFd = -1;
+  let reader = -1;
   let cgroup2Fd = -1;
   let network = -1;
   try {
@@ -199,6 +206,8 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
       initPid = direct;
     }
     child.close();
+    // a fifo opened for reading without blocking: the init's open for writing then never waits (see onStartReader)
+    if (opts.onStartReader) reader = libc.open(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
     if (cgroup2Fd >= 0) cgroup2Fd = (libc.close(cgroup2Fd), -1);
     if (network >= 0) network = (libc.close(network), -1);
 
@@ -274,6 +283,8 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     keepSeccomp();
     if (opts.pidFile) writeFileAtomic(opts.pidFile, String(initPid));
     if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, initPid);
+    if (reader >= 0) opts.onStartReader!(reader);
+    reader = -1;
     return rec;
   } catch (e) {
     const failures: Error[] = [];
@@ -292,6 +303,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
   } finally {
     parent?.close();
     if (fifoFd >= 0) libc.close(fifoFd);
+    if (reader >= 0) libc.close(reader);
     if (cgroup2Fd >= 0) libc.close(cgroup2Fd);
     if (network >= 0) libc.close(network);
     if (lock !== null) store.unlock(lock);

@@ -30,10 +30,11 @@ export async function runContainer(store: StateStore, create: CreateOptions, flo
   }
   let master: number | undefined;
   const onConsole = flow.detach ? undefined : (fd: number) => (master = fd);
-  const rec = createContainer({ ...create, onConsole, warn: flow.warn });
+  let reader: number | undefined;
+  const rec = createContainer({ ...create, onConsole, warn: flow.warn, onStartReader: (fd) => (reader = fd) });
   const stopRelay = master === undefined ? undefined : relayConsole(master);
   try {
-    startContainer(store, rec.id, flow.warn);
+    startContainer(store, rec.id, flow.warn, reader);
   } catch (e) {
     deleteContainer(store, rec.id, true, flow.warn);
     await stopRelay?.();

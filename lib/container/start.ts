@@ -18,19 +18,22 @@ export interface Warn {
   (message: string): void;
 }
 
-export function startContainer(store: StateStore, id: string, warn: Warn = () => {}): ContainerRecord {
+/** reader: the exec fifo's reading end, when create opened it already (CreateOptions.onStartReader); closed here */
+export function startContainer(store: StateStore, id: string, warn: Warn = () => {}, reader?: number): ContainerRecord {
   let notify: NotifyRelay | undefined;
   let rec: ContainerRecord;
   try {
     rec = withLockSync(store, id, () => {
       const rec = store.read(id);
-      const status = store.status(rec);
+      // with create's reader the init may have exec'd, and its process even exited, already: the fifo says how it went
+      const status = reader !== undefined ? 'created' : store.status(rec);
       if (status !== 'created') throw new IncorrectStatusError(id, 'start', status, status === 'running' ? 'already started' : '');
       // NOTIFY_SOCKET: listening before the process runs; our own caller's socket wins over create's
       if (rec.notify) notify = new NotifyRelay(rec.notify.dir, process.env.NOTIFY_SOCKET || rec.notify.target);
       const fifo = store.fifoPath(id);
       // non-blocking, so a dead init can never hang start: poll the fifo and the init's liveness
-      const fd = openSync(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
+      const fd = reader ?? openSync(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
+      reader = undefined;
       let report = '';
       try {
         const b = Buffer.alloc(4096);
@@ -82,6 +85,8 @@ export function startContainer(store: StateStore, id: string, warn: Warn = () =>
   } catch (e) {
     notify?.close(); // start failed: nothing will be relayed
     throw e;
+  } finally {
+    if (reader !== undefined) closeSync(reader); // refused before it was read
   }
   // poststart failures are warnings (runtime-spec: the remaining hooks and the lifecycle continue)
   // the state as of the exec: running with its pid, even if the process has already exited

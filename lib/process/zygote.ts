@@ -79,12 +79,14 @@ function serve(req: ZygoteRequest, reply: (msg: object) => void, made: () => voi
   const warn = (m: string) => warnings.push(m);
   const take = () => warnings.splice(0);
   // the container's processes must not hold the reply pipe (the library reads it to EOF), nor the zygote's word
-  const rec = createContainer({ ...req.create, closeFds: [replyFd, tellFd], warn });
+  let reader: number | undefined;
+  const onStartReader = req.op === 'run' ? (fd: number) => (reader = fd) : undefined;
+  const rec = createContainer({ ...req.create, closeFds: [replyFd, tellFd], warn, onStartReader });
   made();
   releaseStdio(req.stdio);
   if (req.op === 'create') return reply({ created: store.ociState(rec), warnings: take() });
   try {
-    startContainer(store, rec.id, warn);
+    startContainer(store, rec.id, warn, reader);
   } catch (e) {
     deleteContainer(store, rec.id, true, warn);
     throw e;
