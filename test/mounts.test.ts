@@ -517,3 +517,20 @@ t.test('maskedPaths and readonlyPaths', { skip }, async (t) => {
   t.equal(r.sections.rw, 'ok\n', 'the rest of the root stays writable');
   t.equal(readFileSync(join(b.rootfs, 'secret-file'), 'utf8'), 'hidden\n', 'masking changed nothing in the rootfs');
 });
+
+t.test("the mount guard: koci's mount code refuses to run in the runtime's own mount namespace, every time", { skip: rootSkipReason() }, async (t) => {
+  // the compiled module (koffi-backed); this test process is the runtime here, in the host's mount namespace
+  const { mount, recordHostMountNs } = require('../dist/lib/rootfs/mount') as typeof import('../lib/rootfs/mount');
+  const dir = mkdtempSync(join(tmpdir(), 'koci-guard-'));
+  const before = readFileSync('/proc/self/mountinfo', 'utf8');
+  t.teardown(() => {
+    // were the guard broken, what it let through would be undone here
+    for (let i = 0; i < 4 && readFileSync('/proc/self/mountinfo', 'utf8').includes(dir); i++) require('node:child_process').spawnSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  recordHostMountNs();
+  for (const attempt of ['first', 'second']) {
+    t.throws(() => mount('tmpfs', dir, 'tmpfs', 0, null), /refusing to mount .*not in a mount namespace of the container's own/, `${attempt} call refused`);
+  }
+  t.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'nothing mounted');
+});

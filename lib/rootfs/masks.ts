@@ -17,28 +17,38 @@ import { SetupError, SyscallError } from '../errors';
 import { mount, remountBind } from './mount';
 import { fdPath, openInRoot, openRoot } from './paths';
 
-const haveProcFd = (): boolean => existsSync('/proc/self/fd');
+/** the container's root and whether its /proc/self/fd is there, once for a whole list of paths */
+interface Root {
+  fd: number;
+  procFd: boolean;
+}
+
+function withRoot(fn: (root: Root) => void): void {
+  const root = { fd: openRoot('/'), procFd: existsSync('/proc/self/fd') };
+  try {
+    fn(root);
+  } finally {
+    libc.close(root.fd);
+  }
+}
 
 /** an O_PATH fd of a container path, or undefined when it does not exist */
-function open(p: string): number | undefined {
-  const rootFd = openRoot('/');
+function open(root: Root, p: string): number | undefined {
   try {
-    return openInRoot(rootFd, p);
+    return openInRoot(root.fd, p);
   } catch (e) {
     if (SyscallError.is(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return undefined; // nothing to hide
     throw e;
-  } finally {
-    libc.close(rootFd);
   }
 }
 
 /** run fn on the path of `p` (fd-based when /proc is there); skipped when p is missing */
-function withPath(p: string, fn: (target: string, isDir: boolean) => void): void {
-  const fd = open(p);
+function withPath(root: Root, p: string, fn: (target: string, isDir: boolean) => void): void {
+  const fd = open(root, p);
   if (fd === undefined) return;
   try {
     const isDir = fstatSync(fd).isDirectory();
-    fn(haveProcFd() ? fdPath(fd) : p, isDir);
+    fn(root.procFd ? fdPath(fd) : p, isDir);
   } finally {
     libc.close(fd);
   }
@@ -57,17 +67,20 @@ function openDevNull(): number {
 
 /** hide each path: an empty read-only tmpfs over a directory, /dev/null over anything else */
 export function maskPaths(paths: readonly string[]): void {
+  if (!paths.length) return;
   let devNull: number | undefined;
   try {
-    for (const p of paths) {
-      withPath(p, (target, isDir) => {
-        if (isDir) return mount('tmpfs', target, 'tmpfs', C.MS_RDONLY, null, p);
-        // KOCI_TEST_UNSAFE_DEVNULL=1: the naive path string, only so test/cve-classes.test.ts can show the attack
-        if (process.env.KOCI_TEST_UNSAFE_DEVNULL === '1') return mount('/dev/null', target, null, C.MS_BIND, null, p);
-        devNull ??= openDevNull();
-        mount(haveProcFd() ? fdPath(devNull) : '/dev/null', target, null, C.MS_BIND, null, p);
-      });
-    }
+    withRoot((root) => {
+      for (const p of paths) {
+        withPath(root, p, (target, isDir) => {
+          if (isDir) return mount('tmpfs', target, 'tmpfs', C.MS_RDONLY, null, p);
+          // KOCI_TEST_UNSAFE_DEVNULL=1: the naive path string, only so test/cve-classes.test.ts can show the attack
+          if (process.env.KOCI_TEST_UNSAFE_DEVNULL === '1') return mount('/dev/null', target, null, C.MS_BIND, null, p);
+          devNull ??= openDevNull();
+          mount(root.procFd ? fdPath(devNull) : '/dev/null', target, null, C.MS_BIND, null, p);
+        });
+      }
+    });
   } finally {
     if (devNull !== undefined) libc.close(devNull);
   }
@@ -75,13 +88,16 @@ export function maskPaths(paths: readonly string[]): void {
 
 /** make each path read-only: bind it onto itself, then remount the bind read-only */
 export function readonlyPaths(paths: readonly string[]): void {
-  for (const p of paths) {
-    let bound = false;
-    withPath(p, (target) => {
-      mount(target, target, null, C.MS_BIND | C.MS_REC, null, p);
-      bound = true;
-    });
-    // re-resolved: the fd used to bind refers to what is underneath the new mount
-    if (bound) withPath(p, (target) => remountBind(target, C.MS_RDONLY, p));
-  }
+  if (!paths.length) return;
+  withRoot((root) => {
+    for (const p of paths) {
+      let bound = false;
+      withPath(root, p, (target) => {
+        mount(target, target, null, C.MS_BIND | C.MS_REC, null, p);
+        bound = true;
+      });
+      // re-resolved: the fd used to bind refers to what is underneath the new mount
+      if (bound) withPath(root, p, (target) => remountBind(target, C.MS_RDONLY, p));
+    }
+  });
 }

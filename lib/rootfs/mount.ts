@@ -2,7 +2,10 @@
  * Every mount koci makes goes through here. A mount made in the host's mount
  * namespace by mistake would change the host (a recursive-private or
  * read-only remount of / breaks the machine), so each call first checks that
- * the calling process is in a mount namespace other than the runtime's.
+ * the calling process is in a mount namespace other than the runtime's. A
+ * process that passed stays there (koci's processes only ever enter mount
+ * namespaces of containers, never go back to the host's), so the check runs
+ * once per process: ~30 stat calls less per container.
  */
 import { statSync } from 'node:fs';
 import * as C from '../../bindings/constants';
@@ -16,11 +19,17 @@ export function recordHostMountNs(): void {
   hostMountNs = statSync('/proc/self/ns/mnt').ino;
 }
 
+/** the process (by pid: a fork must check again) that was found in a mount namespace of its own */
+let checkedPid = -1;
+
 function assertOwnMountNs(target: string): void {
+  const pid = libc.getpid();
+  if (pid === checkedPid) return;
   const mine = statSync('/proc/self/ns/mnt').ino;
   if (hostMountNs === undefined || mine === hostMountNs) {
     throw new Error(`koci: refusing to mount ${target}: not in a mount namespace of the container's own`);
   }
+  checkedPid = pid;
 }
 
 /**
