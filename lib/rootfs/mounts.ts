@@ -164,16 +164,34 @@ function mountCgroup(m: Mount, opts: ParsedOptions, ctx: MountContext): void {
     mountOneCgroup(unified, dest, flags, ctx);
   } else {
     withPathInRoot(ctx.rootfs, dest, { create: 'dir' }, (target) => mount('tmpfs', target, 'tmpfs', flags & ~C.MS_RDONLY, 'mode=755', dest));
-    for (const c of mounts) mountOneCgroup(c, `${dest}/${basename(c.mountpoint)}`, flags, ctx);
+    // the tmpfs is new and ours: each hierarchy's directory is made in it directly (no walk from the rootfs)
+    const tmpfs = withPathInRoot(ctx.rootfs, dest, {}, (_target, fd) => libc.fcntl(fd, C.F_DUPFD_CLOEXEC, 3));
+    try {
+      for (const c of mounts) mountOneCgroup(c, `${dest}/${basename(c.mountpoint)}`, flags, ctx, tmpfs);
+    } finally {
+      libc.close(tmpfs);
+    }
     if (flags & C.MS_RDONLY) withPathInRoot(ctx.rootfs, dest, {}, (target) => mount(null, target, null, C.MS_REMOUNT | flags, 'mode=755', dest));
   }
   applyPropagation(ctx, dest, opts);
 }
 
-function mountOneCgroup(c: CgroupMount, dest: string, flags: number, ctx: MountContext): void {
+/** in: the fd of the fresh tmpfs that holds dest (its parent), when there is one */
+function mountOneCgroup(c: CgroupMount, dest: string, flags: number, ctx: MountContext, inTmpfs?: number): void {
   if (ctx.newCgroupNs) {
     try {
-      withPathInRoot(ctx.rootfs, dest, { create: 'dir' }, (target) => mount(c.fstype, target, c.fstype, flags, c.fstype === 'cgroup' ? c.hierarchy : null, dest));
+      const on = (target: string) => mount(c.fstype, target, c.fstype, flags, c.fstype === 'cgroup' ? c.hierarchy : null, dest);
+      if (inTmpfs === undefined) withPathInRoot(ctx.rootfs, dest, { create: 'dir' }, on);
+      else {
+        const name = basename(dest);
+        libc.mkdirat(inTmpfs, name, 0o755);
+        const fd = libc.openat(inTmpfs, name, C.O_PATH | C.arch.O_DIRECTORY | C.arch.O_NOFOLLOW | C.O_CLOEXEC);
+        try {
+          on(fdPath(fd));
+        } finally {
+          libc.close(fd);
+        }
+      }
       return;
     } catch (e) {
       if (!(e instanceof SyscallError) || e.code !== 'EPERM') throw e;
