@@ -10,7 +10,6 @@
 import { writeSync } from 'node:fs';
 import { bundledModule } from '../bundle';
 
-
 type Cli = typeof import('./cli');
 type Libc = typeof import('../../bindings/libc');
 const cli = bundledModule<Cli>('lib/cli/cli.js') ?? (require('./cli') as Cli);

@@ -34,7 +34,6 @@ import { procStat } from '../state/liveness';
 import { type ContainerRecord, StateStore } from '../state/store';
 import { validateId } from '../state/id';
 
-
 /** how a new container process (the init, or one `exec` starts) is handed to the caller */
 export interface ProcessHandoff {
   /** write the process's host PID here */
