@@ -70,7 +70,9 @@ export interface CreateOptions extends ProcessHandoff {
   /**
    * `run`: start follows at once. The exec fifo's reading end is opened as soon as the init is forked, so the
    * init goes on to its exec right after reporting `created` instead of waiting for `start` to open it; the fd
-   * is handed over here once the container is created, for startContainer (the caller closes it)
+   * is handed over here once the container is created, for startContainer (the caller closes it). Not with a
+   * NOTIFY_SOCKET (start listens on the container's socket before the process may run) or startContainer
+   * hooks (they see the state file say `created`): then start opens the fifo itself, as for `start`
    */
   onStartReader?: (fd: number) => void;
 }
@@ -206,7 +208,7 @@ export function createContainer(opts: CreateOptions): ContainerRecord {
     }
     child.close();
     // a fifo opened for reading without blocking: the init's open for writing then never waits (see onStartReader)
-    if (opts.onStartReader) reader = libc.open(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
+    if (opts.onStartReader && !notifyDir && !config.hooks?.startContainer?.length) reader = libc.open(fifo, C.O_RDONLY | C.O_NONBLOCK | C.O_CLOEXEC);
     if (cgroup2Fd >= 0) cgroup2Fd = (libc.close(cgroup2Fd), -1);
     if (network >= 0) network = (libc.close(network), -1);
 
