@@ -7,10 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as libc from '../dist/bindings/libc';
 import { dgramUnix, recvDgram } from '../dist/bindings/socket';
-import { KOCI, kociCli, makeBundle, rootSkipReason, stateOf, uniqueId } from './helpers/fixtures';
+import { type Bundle, type Koci, KOCI, kociCli, makeBundle, rootSkipReason, stateOf, uniqueId } from './helpers/fixtures';
 
 const skip = rootSkipReason();
 if (skip) t.comment(`skipping fd pass-through tests: ${skip}`);
@@ -51,20 +51,27 @@ t.test('LISTEN_FDS meant for koci pass on to the container as fds 3.., with LIST
   t.match(other.stdout, /^fds= pid=$/m, 'LISTEN_FDS for another PID are not ours: nothing passes');
 });
 
-t.test('NOTIFY_SOCKET: READY=1 from the container reaches the caller, with MAINPID; start waits for it', { skip }, async (t) => {
+/**
+ * The caller's notify socket (a datagram socket the test reads) and a bundle whose process sends
+ * READY=1 there: busybox has no systemd-notify; its logger sends one datagram to /dev/log, and a
+ * newline in the message makes READY=1 a line of its own, as sd_notify sends it
+ */
+function notifySetup(t: Test, before: string): { koci: Koci; fd: number; b: Bundle; env: NodeJS.ProcessEnv } {
   const koci = kociCli(t);
   const dir = tmp(t);
   chmodSync(dir, 0o755);
   const hostSock = join(dir, 'notify.sock');
   const fd = dgramUnix(hostSock);
   t.teardown(() => libc.close(fd));
-  // busybox has no systemd-notify; its logger sends one datagram to /dev/log, and a
-  // newline in the message makes READY=1 a line of its own, as sd_notify sends it
-  const b = makeBundle(t, ['sh', '-c', 'echo "$NOTIFY_SOCKET" > /tmp/ns; ln -s "$NOTIFY_SOCKET" /dev/log; sleep 0.5; logger "$(printf "starting\\nREADY=1")"; exec sleep 1000'], (s) => {
+  const b = makeBundle(t, ['sh', '-c', `${before}ln -s "$NOTIFY_SOCKET" /dev/log; logger "$(printf "up\\nREADY=1")"; exec sleep 1000`], (s) => {
     s.root!.readonly = false;
   });
+  return { koci, fd, b, env: { ...process.env, NOTIFY_SOCKET: hostSock } };
+}
+
+t.test('NOTIFY_SOCKET: READY=1 from the container reaches the caller, with MAINPID; start waits for it', { skip }, async (t) => {
+  const { koci, fd, b, env } = notifySetup(t, 'echo "$NOTIFY_SOCKET" > /tmp/ns; sleep 0.5; ');
   const id = uniqueId('ntf');
-  const env = { ...process.env, NOTIFY_SOCKET: hostSock };
   t.equal(koci(['create', '--bundle', b.dir, id], { env }).status, 0);
   const started = koci(['start', id], { env });
   t.equal(started.status, 0, started.stderr);
@@ -78,19 +85,11 @@ t.test('NOTIFY_SOCKET: READY=1 from the container reaches the caller, with MAINP
 });
 
 t.test('NOTIFY_SOCKET through run --detach: a READY=1 sent at once, as the process starts, is relayed too', { skip }, async (t) => {
-  const koci = kociCli(t);
-  const dir = tmp(t);
-  chmodSync(dir, 0o755);
-  const hostSock = join(dir, 'notify.sock');
-  const fd = dgramUnix(hostSock);
-  t.teardown(() => libc.close(fd));
   // no pause before READY: run listens on the container's socket before the process can run (create does not let the
   // init go on early with a NOTIFY_SOCKET; the window is too small for this test to show it always, a static sender would)
-  const b = makeBundle(t, ['sh', '-c', 'ln -s "$NOTIFY_SOCKET" /dev/log; logger "$(printf "up\\nREADY=1")"; exec sleep 1000'], (s) => {
-    s.root!.readonly = false;
-  });
+  const { koci, fd, b, env } = notifySetup(t, '');
   const id = uniqueId('ntf');
-  const r = koci(['run', '--detach', '--bundle', b.dir, id], { env: { ...process.env, NOTIFY_SOCKET: hostSock }, timeout: 20_000 });
+  const r = koci(['run', '--detach', '--bundle', b.dir, id], { env, timeout: 20_000 });
   t.equal(r.status, 0, `run --detach returned once READY came: ${r.stderr}`);
   const got = recvDgram(fd, 0);
   t.match(got?.toString() ?? '', /\nREADY=1$/, "the container's message was relayed");
