@@ -176,7 +176,7 @@ function mountCgroup(m: Mount, opts: ParsedOptions, ctx: MountContext): void {
   applyPropagation(ctx, dest, opts);
 }
 
-/** in: the fd of the fresh tmpfs that holds dest (its parent), when there is one */
+/** inTmpfs: an fd of the fresh tmpfs that holds dest (its parent directory), when there is one */
 function mountOneCgroup(c: CgroupMount, dest: string, flags: number, ctx: MountContext, inTmpfs?: number): void {
   if (ctx.newCgroupNs) {
     try {
