@@ -46,9 +46,9 @@ const { NODE_FLAGS } = require(path.join(dist, 'lib', 'process', 'node-env.js'))
 
 // The programs that run the bundle (the executable, the zygote) and the loader itself stay outside it.
 const OUTSIDE = new Set(['lib/cli/main.js', 'lib/process/zygote-main.js', 'lib/bundle.js']);
-const LIGHT_ROOTS = ['cli', 'state', 'start', 'kill', 'delete', 'list'].map((v) => `lib/cli/${v}.js`);
+const FIRST_ROOTS = ['cli', 'state', 'start', 'kill', 'delete', 'list'].map((v) => `lib/cli/${v}.js`);
 // what the CLI requires only for the other verbs (and for those that fork, the seccomp cache)
-const HEAVY_FROM_CLI = new Set([...['create', 'run', 'exec', 'pause', 'ps', 'events', 'update', 'spec', 'features'].map((v) => `lib/cli/${v}.js`), 'lib/security/seccomp-cache.js', 'lib/security/seccomp.js']);
+const SECOND_FROM_CLI = new Set([...['create', 'run', 'exec', 'pause', 'ps', 'events', 'update', 'spec', 'features'].map((v) => `lib/cli/${v}.js`), 'lib/security/seccomp-cache.js', 'lib/security/seccomp.js']);
 
 const files = [];
 (function walk(dir) {
@@ -75,15 +75,15 @@ function requires(key) {
   return out;
 }
 
-const light = new Set();
-const todo = [...LIGHT_ROOTS];
+const first = new Set();
+const todo = [...FIRST_ROOTS];
 while (todo.length) {
   const k = todo.pop();
-  if (light.has(k) || !known.has(k)) continue;
-  light.add(k);
-  for (const d of requires(k)) if (!(k === 'lib/cli/cli.js' && HEAVY_FROM_CLI.has(d))) todo.push(d);
+  if (first.has(k) || !known.has(k)) continue;
+  first.add(k);
+  for (const d of requires(k)) if (!(k === 'lib/cli/cli.js' && SECOND_FROM_CLI.has(d))) todo.push(d);
 }
-const more = keys.filter((k) => !light.has(k));
+const more = keys.filter((k) => !first.has(k));
 
 const printer = ts.createPrinter({ removeComments: true });
 /** a module's source without comments, ASCII only */
@@ -131,8 +131,8 @@ if (resolved.koffi) {
   }
 }
 
-writePart(BUNDLE_PARTS[0], [...light].sort(), `more: ${JSON.stringify(more)},\nresolved: ${JSON.stringify(resolved)},\n`);
+writePart(BUNDLE_PARTS[0], [...first].sort(), `more: ${JSON.stringify(more)},\nresolved: ${JSON.stringify(resolved)},\n`);
 writePart(BUNDLE_PARTS[1], more, '');
 const kib = (f) => `${Math.round(fs.statSync(f).size / 1024)} KiB`;
 const describe = ([file, cache], n) => `${path.relative(dist, file)} (${n} modules, ${kib(file)}, code cache ${kib(cache)})`;
-console.log(`bundle: dist/${describe(BUNDLE_PARTS[0], light.size)} and dist/${describe(BUNDLE_PARTS[1], more.length)} in ${Date.now() - started} ms`);
+console.log(`bundle: dist/${describe(BUNDLE_PARTS[0], first.size)} and dist/${describe(BUNDLE_PARTS[1], more.length)} in ${Date.now() - started} ms`);

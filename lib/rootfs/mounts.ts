@@ -165,13 +165,10 @@ function mountCgroup(m: Mount, opts: ParsedOptions, ctx: MountContext): void {
   } else {
     withPathInRoot(ctx.rootfs, dest, { create: 'dir' }, (target) => mount('tmpfs', target, 'tmpfs', flags & ~C.MS_RDONLY, 'mode=755', dest));
     // the tmpfs is new and ours: each hierarchy's directory is made in it directly (no walk from the rootfs)
-    const tmpfs = withPathInRoot(ctx.rootfs, dest, {}, (_target, fd) => libc.fcntl(fd, C.F_DUPFD_CLOEXEC, 3));
-    try {
+    withPathInRoot(ctx.rootfs, dest, {}, (target, tmpfs) => {
       for (const c of mounts) mountOneCgroup(c, `${dest}/${basename(c.mountpoint)}`, flags, ctx, tmpfs);
-    } finally {
-      libc.close(tmpfs);
-    }
-    if (flags & C.MS_RDONLY) withPathInRoot(ctx.rootfs, dest, {}, (target) => mount(null, target, null, C.MS_REMOUNT | flags, 'mode=755', dest));
+      if (flags & C.MS_RDONLY) mount(null, target, null, C.MS_REMOUNT | flags, 'mode=755', dest);
+    });
   }
   applyPropagation(ctx, dest, opts);
 }
